@@ -16,11 +16,19 @@ const (
 	// convict: below it, a pool that admitted one more worker looks the same
 	// as a leak.
 	defaultMinGrowth = 3
-	// persistLeak is the share of a group's goroutines that must still be
-	// there, same ID, in the next snapshot: leaked goroutines never leave.
-	persistLeak = 0.9
-	// persistSuspect is the share below which growth is mere turnover.
-	persistSuspect = 0.5
+	// retainLeak is the share of an early snapshot's goroutines that must
+	// still be in the group, same ID, at the end: leaked goroutines never
+	// leave. It is well below 1 because a leaking line often also hosts
+	// short, legitimate waits (the same send that sometimes succeeds).
+	retainLeak = 0.6
+	// retainSuspect is the share below which growth is mere turnover.
+	retainSuspect = 0.3
+	// cohortMin is the smallest group whose retention is meaningful.
+	cohortMin = 4
+	// steadyR2 is the fit a growth must reach to convict: leaks accumulate
+	// at the rate of the code path that leaks, while a burst (0, 0, 1, 16)
+	// or a pool filling up fits a line badly.
+	steadyR2 = 0.75
 )
 
 // Analyze follows the groups of a sequence of snapshots of one process (in
@@ -154,26 +162,36 @@ func (t *track) latest() *Group {
 	return nil
 }
 
-// persistence returns the smallest share, over consecutive snapshots, of a
-// group's goroutine IDs still in the group in the next snapshot; -1 when IDs
-// are unknown or no pair of snapshots has the group twice.
-func (t *track) persistence() float64 {
-	if !t.hasIDs {
-		return -1
+// retention follows the goroutines of the earliest snapshot in which the
+// group has at least cohortMin members (or any, if it never has) and returns
+// how many of them are still in the group, by ID, in the last snapshot, and
+// out of how many; from is that snapshot's index. ok is false without IDs or
+// when the group is absent at the end or only appears there.
+func (t *track) retention() (kept, of, from int, ok bool) {
+	n := len(t.groups)
+	if !t.hasIDs || n < 2 || t.groups[n-1] == nil {
+		return 0, 0, 0, false
 	}
-	p := -1.0
-	for i := 0; i+1 < len(t.groups); i++ {
-		a, b := t.groups[i], t.groups[i+1]
-		if a == nil || b == nil || len(a.IDs) == 0 {
-			continue
-		}
-		kept := countCommon(a.IDs, b.IDs)
-		share := float64(kept) / float64(len(a.IDs))
-		if p < 0 || share < p {
-			p = share
+	from = -1
+	for i := 0; i < n-1; i++ {
+		if g := t.groups[i]; g != nil && len(g.IDs) >= cohortMin {
+			from = i
+			break
 		}
 	}
-	return p
+	if from < 0 {
+		for i := 0; i < n-1; i++ {
+			if g := t.groups[i]; g != nil && len(g.IDs) > 0 {
+				from = i
+				break
+			}
+		}
+	}
+	if from < 0 {
+		return 0, 0, 0, false
+	}
+	first := t.groups[from].IDs
+	return countCommon(first, t.groups[n-1].IDs), len(first), from, true
 }
 
 // stuck counts the IDs present in the group in every snapshot; -1 without IDs.
@@ -307,7 +325,6 @@ func (t *track) judge(times []float64, window time.Duration, opts AnalyzeOptions
 		gr.GrowthPerMinute, gr.R2 = slope, r2
 	}
 	sh := shapeOf(t.counts)
-	persist := t.persistence()
 	site := siteKey(g.Frames)
 
 	var proof []string
@@ -320,6 +337,9 @@ func (t *track) judge(times []float64, window time.Duration, opts AnalyzeOptions
 		proof = append(proof, fmt.Sprintf("blocked on a nil channel (%s): nothing can ever wake it", g.State))
 	case strings.HasPrefix(g.State, "select (no cases)") && g.CreatedBy.Func != "":
 		proof = append(proof, "blocked in select {} outside main: nothing can ever wake it")
+	}
+	if g.Leaked > 0 {
+		proof = append(proof, fmt.Sprintf("the runtime marked %d of these goroutines \"(leaked)\" in the dump: its leak detector found them unreachable from any runnable goroutine", g.Leaked))
 	}
 	if k, ok := leakSites[site]; ok && site != "" {
 		proof = append(proof, fmt.Sprintf("the runtime's goroutine leak profile reports %d goroutines here as unreachable from any runnable goroutine", k))
@@ -337,40 +357,56 @@ func (t *track) judge(times []float64, window time.Duration, opts AnalyzeOptions
 	if minGrowth <= 0 {
 		minGrowth = defaultMinGrowth
 	}
-	idsKeep := persist < 0 || persist >= persistLeak
+	kept, of, from, hasRetention := t.retention()
+	retain := -1.0
+	if hasRetention && of > 0 {
+		retain = float64(kept) / float64(of)
+	}
+	// Goroutines that are running or runnable are making progress, whatever
+	// their number: a busy group is load, not a leak.
+	progressing := g.State == "running" || g.State == "runnable" || strings.HasPrefix(g.State, "running")
+	// A pool that grew to its cap grows fast and then stops; a leak keeps
+	// growing. Compare the growth of the second half of the window with
+	// the first.
+	mid := (n - 1) / 2
+	firstHalf, secondHalf := t.counts[mid]-t.counts[0], t.counts[n-1]-t.counts[mid]
+	stopped := firstHalf >= minGrowth && secondHalf*4 < firstHalf
+	retains := retain < 0 || retain >= retainLeak
+	growing := n >= 3 && sh.delta >= minGrowth && sh.rises >= 2 && sh.monotone
+	steady := r2 >= steadyR2
 	switch {
-	case n >= 3 && sh.delta >= minGrowth && sh.rises >= 2 && sh.monotone && idsKeep:
+	case growing && retains && !progressing && !stopped && steady:
 		leak = true
 		support = append(support, grew)
-	case n == 2 && sh.delta >= 3*minGrowth && persist >= persistLeak:
-		leak = true
-		support = append(support, grew)
-	case n >= 2 && sh.delta >= minGrowth && sh.falls*4 <= sh.max && (persist < 0 || persist >= persistSuspect):
+	case n >= 2 && sh.delta >= 2 && sh.falls*4 <= sh.max && (retain < 0 || retain >= retainSuspect) && (n == 2 || sh.rises >= 2 || sh.delta >= minGrowth):
 		suspect = true
 		support = append(support, grew)
 		switch {
+		case progressing:
+			support = append(support, "but its goroutines are "+g.State+": busy, not blocked")
+		case stopped:
+			support = append(support, fmt.Sprintf("but the growth stopped (%+d, then %+d): a pool reaching its size?", firstHalf, secondHalf))
 		case !sh.monotone:
 			support = append(support, fmt.Sprintf("but it also shrank by %d along the way", sh.falls))
-		case persist >= 0 && persist < persistLeak:
-			support = append(support, fmt.Sprintf("but only %.0f%% of its goroutines stayed from one snapshot to the next", persist*100))
+		case !steady && n >= 3:
+			support = append(support, fmt.Sprintf("but irregularly (a straight line fits with r²=%.2f only): a burst?", r2))
+		case retain >= 0 && retain < retainLeak:
+			support = append(support, fmt.Sprintf("but only %d of the %d goroutines of snapshot %d were still here at the end", kept, of, from+1))
 		case n == 2:
 			support = append(support, "from only two snapshots; take more to confirm")
 		default:
-			support = append(support, "but in too few steps to be sure")
+			support = append(support, "but too little to be sure")
 		}
 	}
 
 	// Who stays: leaked goroutines never leave their blocking point.
-	if gr.Stuck > 0 && n >= 2 {
-		first := firstPresent(t.groups)
-		if first != nil && gr.Stuck == len(first.IDs) {
-			support = append(support, fmt.Sprintf("all %d goroutines of the first snapshot are still blocked here at the end%s", gr.Stuck, windowWords(window)))
+	if hasRetention && (leak || suspect) && !(retain >= 0 && retain < retainLeak) {
+		if kept == of {
+			support = append(support, fmt.Sprintf("all %d goroutines here in snapshot %d were still blocked here at the end%s (by goroutine ID)", of, from+1, windowWords(window)))
 		} else {
-			support = append(support, fmt.Sprintf("%d goroutines stayed blocked here for the whole window%s", gr.Stuck, windowWords(window)))
+			support = append(support, fmt.Sprintf("%d of the %d goroutines here in snapshot %d were still blocked here at the end%s (by goroutine ID)", kept, of, from+1, windowWords(window)))
 		}
-	} else if persist >= persistLeak && sh.delta > 0 {
-		support = append(support, fmt.Sprintf("%.0f%% of the goroutines seen here in one snapshot were still here in the next (by goroutine ID): none left", persist*100))
-	} else if gr.Stuck == 0 && n >= 2 && sh.max > 0 && t.hasIDs && !leak {
+	} else if hasRetention && !leak && !suspect && of > 0 && kept == 0 && sh.max > 0 {
 		support = append(support, "its goroutines turn over: none stayed for the whole window")
 	}
 
@@ -397,7 +433,9 @@ func (t *track) judge(times []float64, window time.Duration, opts AnalyzeOptions
 
 	// Where it waits and who started it.
 	where := fmt.Sprintf("blocked in %s (%s:%d)", gr.Blocking.Func, ShortPath(gr.Blocking.File), gr.Blocking.Line)
-	if g.State != "" {
+	if gr.Blocking.Func == "" {
+		where = fmt.Sprintf("%s, no stack recorded", orDash(g.State))
+	} else if g.State != "" {
 		where = fmt.Sprintf("blocked at %s in %s (%s:%d)", g.State, gr.Blocking.Func, ShortPath(gr.Blocking.File), gr.Blocking.Line)
 	}
 	if g.CreatedBy.Func != "" {
@@ -427,13 +465,11 @@ func (t *track) judge(times []float64, window time.Duration, opts AnalyzeOptions
 	return gr
 }
 
-func firstPresent(gs []*Group) *Group {
-	for _, g := range gs {
-		if g != nil {
-			return g
-		}
+func orDash(s string) string {
+	if s == "" {
+		return "-"
 	}
-	return nil
+	return s
 }
 
 func windowWords(w time.Duration) string {

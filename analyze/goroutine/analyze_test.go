@@ -1,6 +1,8 @@
 package goroutine
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -150,7 +152,7 @@ func TestAnalyzeVerdicts(t *testing.T) {
 			evidence: "12 minutes",
 		},
 		{
-			name:   "growth that also lost members is suspect",
+			name:   "a leak mixed with short waits at the same line is still a leak",
 			format: FormatText,
 			snaps: [][]gspec{
 				{{key: "g", state: "chan receive", fn: "main.sub", ids: idRange(100, 10)}},
@@ -158,8 +160,65 @@ func TestAnalyzeVerdicts(t *testing.T) {
 				{{key: "g", state: "chan receive", fn: "main.sub", ids: append(idRange(103, 7), idRange(200, 12)...)}},
 				{{key: "g", state: "chan receive", fn: "main.sub", ids: append(idRange(103, 7), idRange(200, 16)...)}},
 			},
+			want:     VerdictLeak,
+			evidence: "7 of the 10 goroutines here in snapshot 1 were still blocked here at the end",
+		},
+		{
+			name:   "growth whose early goroutines mostly left is suspect",
+			format: FormatText,
+			snaps: [][]gspec{
+				{{key: "g", state: "chan receive", fn: "main.sub", ids: idRange(100, 10)}},
+				{{key: "g", state: "chan receive", fn: "main.sub", ids: append(idRange(106, 4), idRange(200, 11)...)}},
+				{{key: "g", state: "chan receive", fn: "main.sub", ids: append(idRange(106, 4), idRange(200, 15)...)}},
+				{{key: "g", state: "chan receive", fn: "main.sub", ids: append(idRange(106, 4), idRange(200, 19)...)}},
+			},
 			want:     VerdictSuspect,
-			evidence: "stayed from one snapshot to the next",
+			evidence: "only 4 of the 10 goroutines of snapshot 1 were still here at the end",
+		},
+		{
+			name:   "a pool growing to its cap is not a leak",
+			format: FormatText,
+			snaps: [][]gspec{
+				{{key: "p", state: "chan receive", fn: "main.pool", ids: idRange(100, 13)}},
+				{{key: "p", state: "chan receive", fn: "main.pool", ids: idRange(100, 58)}},
+				{{key: "p", state: "chan receive", fn: "main.pool", ids: idRange(100, 64)}},
+				{{key: "p", state: "chan receive", fn: "main.pool", ids: idRange(100, 64)}},
+			},
+			want:     VerdictSuspect,
+			evidence: "the growth stopped",
+		},
+		{
+			name:   "busy goroutines are load, not a leak",
+			format: FormatProto,
+			snaps: [][]gspec{
+				{{key: "r", state: "runnable", fn: "main.compute", count: 2}},
+				{{key: "r", state: "runnable", fn: "main.compute", count: 6}},
+				{{key: "r", state: "runnable", fn: "main.compute", count: 9}},
+				{{key: "r", state: "runnable", fn: "main.compute", count: 14}},
+			},
+			want:     VerdictSuspect,
+			evidence: "busy, not blocked",
+		},
+		{
+			name:   "two snapshots never convict on growth",
+			format: FormatText,
+			snaps: [][]gspec{
+				{{key: "a", state: "chan send", fn: "main.send", ids: idRange(100, 20)}},
+				{{key: "a", state: "chan send", fn: "main.send", ids: idRange(100, 60)}},
+			},
+			want:     VerdictSuspect,
+			evidence: "from only two snapshots",
+		},
+		{
+			name:   "slow steady growth with every goroutine stuck is suspect",
+			format: FormatText,
+			snaps: [][]gspec{
+				{{key: "d", state: "IO wait", fn: "main.dial", ids: idRange(100, 2)}},
+				{{key: "d", state: "IO wait", fn: "main.dial", ids: idRange(100, 3)}},
+				{{key: "d", state: "IO wait", fn: "main.dial", ids: idRange(100, 4)}},
+			},
+			want:     VerdictSuspect,
+			evidence: "all 2 goroutines here in snapshot 1",
 		},
 		{
 			name:   "two small steps are not enough",
@@ -209,7 +268,7 @@ func TestAnalyzeCrossChecks(t *testing.T) {
 	if g.Verdict != VerdictLeak {
 		t.Fatalf("verdict = %s, want leak; evidence: %s", g.Verdict, ev)
 	}
-	for _, want := range []string{"goroutine leak profile reports 3", "none of the 3 that existed when the 5s execution trace began ran", "all 3 goroutines of the first snapshot"} {
+	for _, want := range []string{"goroutine leak profile reports 3", "none of the 3 that existed when the 5s execution trace began ran", "all 3 goroutines here in snapshot 1 were still blocked here at the end"} {
 		if !strings.Contains(ev, want) {
 			t.Errorf("evidence %q lacks %q", ev, want)
 		}
@@ -283,5 +342,58 @@ func TestShortPath(t *testing.T) {
 		if got := ShortPath(in); got != want {
 			t.Errorf("ShortPath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestAnalyzeRealLeakProfile joins real dumps of the fixture program with
+// the runtime's own leak detector: the goroutineleak profile, and the
+// "(leaked)" mark debug=2 prints after it ran.
+func TestAnalyzeRealLeakProfile(t *testing.T) {
+	open := func(name string) *Snapshot {
+		t.Helper()
+		f, err := os.Open(filepath.Join("testdata", "real", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		s, err := Parse(f, Options{})
+		if err != nil {
+			t.Fatalf("parse %s: %v", name, err)
+		}
+		return s
+	}
+	leakProfile := open("goroutineleak.pb.gz")
+	if leakProfile.Goroutines == 0 {
+		t.Fatal("fixture leak profile is empty")
+	}
+	for _, tc := range []struct {
+		dump string
+		opts AnalyzeOptions
+		want string
+	}{
+		{"goroutine.pb.gz", AnalyzeOptions{LeakProfile: leakProfile}, "goroutine leak profile reports"},
+		{"goroutine.afterleak.debug2.txt", AnalyzeOptions{}, `marked`},
+	} {
+		t.Run(tc.dump, func(t *testing.T) {
+			rep := Analyze([]*Snapshot{open(tc.dump)}, tc.opts)
+			leaked := 0
+			for _, g := range rep.Groups {
+				if g.Verdict != VerdictLeak {
+					continue
+				}
+				leaked += g.Count
+				if !strings.Contains(strings.Join(g.Evidence, "|"), tc.want) {
+					t.Errorf("leak group %s: evidence %q lacks %q", g.Blocking.Func, g.Evidence, tc.want)
+				}
+			}
+			if leaked < leakProfile.Goroutines {
+				t.Errorf("%d goroutines in leak groups, want at least the %d the runtime reported", leaked, leakProfile.Goroutines)
+			}
+			for _, g := range rep.Groups {
+				if g.Verdict == VerdictLeak && strings.Contains(g.Blocking.Func, "main.main") {
+					t.Errorf("main goroutine called a leak")
+				}
+			}
+		})
 	}
 }

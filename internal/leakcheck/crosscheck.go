@@ -47,13 +47,15 @@ func pidForPort(port int) (int, error) { return procfs.PIDByListenPort(port) }
 // readOS reads the /proc view of pid into the verdicts' input.
 func readOS(pid int) (*goroutine.OSView, error) {
 	p, err := procfs.Read(pid)
-	if err != nil {
+	if p == nil {
 		return nil, err
 	}
+	// A partial read (another user's fd table) still has the counts it
+	// could read; the error travels with it.
 	v := &goroutine.OSView{PID: p.PID, FDs: p.OpenFDs, Threads: p.Threads, TCP: p.TCP}
 	// An unlimited soft limit (RLIM_INFINITY) is reported as no limit.
 	if p.FDLimit.Soft > 0 && p.FDLimit.Soft < 1<<31 {
 		v.FDLimit = int(p.FDLimit.Soft)
 	}
-	return v, nil
+	return v, err
 }

@@ -206,12 +206,12 @@ func Live(ctx context.Context, target string, cfg Config) (*Result, error) {
 	}
 	if cfg.PID >= 0 {
 		osv, err := osView(ep, cfg.PID)
-		switch {
-		case err != nil && cfg.PID > 0:
-			res.Errors = append(res.Errors, fmt.Sprintf("OS view of pid %d: %v", cfg.PID, err))
-		case err == nil:
-			opts.OS = osv
+		// Without --pid, a target on another host simply has no OS view;
+		// with it, or when /proc was only partly readable, say what failed.
+		if err != nil && (cfg.PID > 0 || osv != nil) {
+			res.Errors = append(res.Errors, fmt.Sprintf("OS view: %v", err))
 		}
+		opts.OS = osv
 	}
 	res.Report = goroutine.Analyze(res.Snapshots, opts)
 	return res, nil
