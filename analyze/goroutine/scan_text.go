@@ -421,6 +421,10 @@ var (
 // log prefix, line with it.
 func (s *scanner) goroutineLine(t *textState, body, line []byte) error {
 	if isBlank(body) {
+		if s.lr.noNL && len(body) > 0 && t.pending != 0 {
+			// "\t" and no more: cut where a file:line was due.
+			return nil
+		}
 		return s.endGoroutine(t)
 	}
 	if t.st == stAncestors {
@@ -440,9 +444,13 @@ func (s *scanner) goroutineLine(t *textState, body, line []byte) error {
 			t.pending = 0
 			file, ln, off, ok := parseFileLine(body)
 			if !ok {
-				if !s.lr.noNL { // a cut last line is reported as truncation
-					s.info.Skipped++
+				if s.lr.noNL {
+					// A cut last line: keep the frame pending so the end
+					// of input reports the truncation.
+					t.pending = 1
+					return nil
 				}
+				s.info.Skipped++
 				s.addFrame(t.pendFn, internEntry{}, 0, t.pendArgs)
 				return nil
 			}
@@ -452,7 +460,10 @@ func (s *scanner) goroutineLine(t *textState, body, line []byte) error {
 			t.pending = 0
 			file, ln, off, ok := parseFileLine(body)
 			if !ok {
-				s.info.Skipped++
+				if !s.lr.noNL { // a cut last line is reported as truncation
+					s.info.Skipped++
+				}
+				t.pending = 2
 				return nil
 			}
 			t.lastFile = off
@@ -511,6 +522,13 @@ func (s *scanner) goroutineLine(t *textState, body, line []byte) error {
 			t.pendArgs = string(args)
 		}
 		t.pending = 1
+		return nil
+	}
+	if s.lr.noNL {
+		// The input's last line, cut before its newline, where a frame was
+		// due: the dump was cut inside this goroutine, not followed by text.
+		t.st = stOutside
+		s.truncate(fmt.Sprintf("the dump ends inside goroutine %d (header on line %d): its last line is cut; that goroutine is not counted", s.g.ID, t.hdrLine))
 		return nil
 	}
 	// Not a dump line: the dump (or this goroutine) ended without a blank
@@ -604,6 +622,12 @@ func (s *scanner) atEOF(t *textState) error {
 			why = "its header has no stack after it"
 		}
 		if why == "" {
+			if s.lr.noNL {
+				// The runtime ends every line with a newline. A last file
+				// line without one is complete enough to keep, but may have
+				// been cut inside "file.go:243" (read as line 24): say so.
+				s.truncate(fmt.Sprintf("the dump does not end with a newline: it may have been cut inside the last line of goroutine %d (line %d)", s.g.ID, s.lr.lineNo))
+			}
 			if err := s.endGoroutine(t); err != nil {
 				return err
 			}

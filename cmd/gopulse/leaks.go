@@ -40,6 +40,7 @@ func runLeaks(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		demo     = fs.Bool("demo", false, "start the bundled leaky demo service and analyze it")
 		healthy  = fs.Bool("demo-healthy", false, "with --demo: start the healthy variant instead")
 		quiet    = fs.Bool("quiet", false, "no progress lines on stderr")
+		simName  = fs.String("similarity", "lines", "grouping: lines (same functions and lines, arguments ignored), funcs (lines ignored too), args (arguments compared too)")
 		traceDur time.Duration
 	)
 	fs.IntVar(&cfg.Samples, "samples", 4, "goroutine snapshots to take from a live target")
@@ -69,6 +70,11 @@ func runLeaks(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if traceDur == 0 {
 		cfg.Trace = -1
 	}
+	sim, ok := similarities[*simName]
+	if !ok {
+		return usageError{fmt.Sprintf("--similarity %q: want lines, funcs or args", *simName)}
+	}
+	cfg.Similarity = sim
 	render, ok := renderers[*format]
 	if !ok {
 		return usageError{fmt.Sprintf("--format %q: want text, json or html", *format)}
@@ -112,7 +118,7 @@ func runLeaks(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 				return usageError{fmt.Sprintf("target %q: only http:// and https:// URLs are supported", t)}
 			}
 		}
-		res, err = leakcheck.Files(targets, stdin)
+		res, err = leakcheck.Files(targets, stdin, sim)
 	}
 	if err != nil {
 		return err
@@ -142,6 +148,12 @@ func runLeaks(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 	}
 	return nil
+}
+
+var similarities = map[string]goroutine.Similarity{
+	"lines": goroutine.SameLines,
+	"funcs": goroutine.SameFuncs,
+	"args":  goroutine.ExactArgs,
 }
 
 var renderers = map[string]func(io.Writer, *leakcheck.Result) error{

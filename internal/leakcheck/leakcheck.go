@@ -44,6 +44,8 @@ type Config struct {
 	LeakProfileMax int
 	// Timeout bounds each request (the trace gets Trace on top). Default 30 s.
 	Timeout time.Duration
+	// Similarity chooses how alike stacks must be to share a group.
+	Similarity goroutine.Similarity
 	// Client is the HTTP client; default a new one.
 	Client *http.Client
 	// Progress, when set, receives one line per step.
@@ -114,7 +116,8 @@ func Live(ctx context.Context, target string, cfg Config) (*Result, error) {
 
 	// First contact with the cheap profile: it proves this is pprof and
 	// tells how many goroutines there are before anything stops the world.
-	probe, err := fetchSnapshot(ctx, ep, "goroutine?debug=0", cfg.Timeout)
+	popts := goroutine.Options{Similarity: cfg.Similarity, MaxBytes: maxDumpBytes}
+	probe, err := fetchSnapshot(ctx, ep, "goroutine?debug=0", cfg.Timeout, popts)
 	if err != nil {
 		return nil, firstContactError(ep, err)
 	}
@@ -170,14 +173,14 @@ func Live(ctx context.Context, target string, cfg Config) (*Result, error) {
 				return nil, ctx.Err()
 			}
 		}
-		s, err := fetchSnapshot(ctx, ep, path, cfg.Timeout)
+		s, err := fetchSnapshot(ctx, ep, path, cfg.Timeout, popts)
 		if err != nil {
 			stopTrace()
 			wg.Wait()
 			return nil, fmt.Errorf("snapshot %d of %d: %w", i+1, cfg.Samples, err)
 		}
 		if s.Truncated && text {
-			res.Errors = append(res.Errors, truncationNote(ctx, ep, s, cfg.Timeout))
+			res.Errors = append(res.Errors, truncationNote(ctx, ep, s, cfg.Timeout, popts))
 		}
 		res.Snapshots = append(res.Snapshots, s)
 		cfg.Progress(fmt.Sprintf("snapshot %d/%d: %d goroutines in %d groups", i+1, cfg.Samples, s.Goroutines, len(s.Groups)))
@@ -194,7 +197,7 @@ func Live(ctx context.Context, target string, cfg Config) (*Result, error) {
 	}
 	last := res.Snapshots[len(res.Snapshots)-1]
 	if cfg.LeakProfileMax > 0 && last.Goroutines <= cfg.LeakProfileMax {
-		lp, err := fetchSnapshot(ctx, ep, "goroutineleak?debug=0", cfg.Timeout)
+		lp, err := fetchSnapshot(ctx, ep, "goroutineleak?debug=0", cfg.Timeout, popts)
 		switch {
 		case errors.Is(err, errNotFound):
 			// Go < 1.27 without GOEXPERIMENT=goroutineleakprofile: normal.
@@ -218,15 +221,16 @@ func Live(ctx context.Context, target string, cfg Config) (*Result, error) {
 }
 
 // fetchSnapshot takes one dump and parses it while it streams in.
-func fetchSnapshot(ctx context.Context, ep *Endpoint, path string, timeout time.Duration) (*goroutine.Snapshot, error) {
+func fetchSnapshot(ctx context.Context, ep *Endpoint, path string, timeout time.Duration, opts goroutine.Options) (*goroutine.Snapshot, error) {
 	t := time.Now()
+	opts.Time = t
 	body, cancel, err := ep.get(ctx, path, timeout)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
 	defer body.Close()
-	s, err := goroutine.Parse(body, goroutine.Options{Time: t, MaxBytes: maxDumpBytes})
+	s, err := goroutine.Parse(body, opts)
 	if err != nil {
 		if errors.Is(err, goroutine.ErrNotDump) {
 			return nil, fmt.Errorf("%s answered, but not with a goroutine dump: %w", ep.URL(path), err)
@@ -245,9 +249,9 @@ func firstContactError(ep *Endpoint, err error) error {
 
 // truncationNote says how much of a capped debug=2 dump is missing, from the
 // protobuf profile's exact count.
-func truncationNote(ctx context.Context, ep *Endpoint, s *goroutine.Snapshot, timeout time.Duration) string {
+func truncationNote(ctx context.Context, ep *Endpoint, s *goroutine.Snapshot, timeout time.Duration, opts goroutine.Options) string {
 	msg := fmt.Sprintf("a debug=2 dump was truncated (%s)", s.TruncatedReason)
-	if p, err := fetchSnapshot(ctx, ep, "goroutine?debug=0", timeout); err == nil && p.Goroutines > s.Goroutines {
+	if p, err := fetchSnapshot(ctx, ep, "goroutine?debug=0", timeout, opts); err == nil && p.Goroutines > s.Goroutines {
 		msg += fmt.Sprintf(": it holds %d goroutines of %d, missing %d; lower --full-dump-max to use the protobuf profile", s.Goroutines, p.Goroutines, p.Goroutines-s.Goroutines)
 	}
 	return msg
@@ -287,7 +291,7 @@ func isLocalHost(h string) bool {
 // Files analyzes dump files given in time order; "-" reads r. A file's
 // modification time stamps its snapshot when the times increase, which they
 // do when the dumps were saved as they were taken.
-func Files(paths []string, stdin io.Reader) (*Result, error) {
+func Files(paths []string, stdin io.Reader, sim goroutine.Similarity) (*Result, error) {
 	res := &Result{}
 	var times []time.Time
 	for i, p := range paths {
@@ -311,7 +315,7 @@ func Files(paths []string, stdin io.Reader) (*Result, error) {
 			}
 			rd = f
 		}
-		s, err := goroutine.Parse(rd, goroutine.Options{})
+		s, err := goroutine.Parse(rd, goroutine.Options{Similarity: sim})
 		if err != nil {
 			return nil, fmt.Errorf("%s (file %d of %d): %w", p, i+1, len(paths), err)
 		}
