@@ -51,7 +51,11 @@ func exitStatus(err error, stderr io.Writer) int {
 const usage = `gopulse — diagnostics for Go services
 
 usage:
+  gopulse server [flags]            the collector: API, ingest, scraping (run 'gopulse server -h')
+  gopulse token create --service S  create an ingest token for a service's agents
   gopulse leaks [flags] TARGET...   goroutine leak report (run 'gopulse leaks -h')
+  gopulse gc [flags] TARGET         GC analysis and advice (run 'gopulse gc -h')
+  gopulse ramp [flags] URL          capacity limit under a latency SLO (run 'gopulse ramp -h')
   gopulse demo leaky|healthy        run a demo service serving net/http/pprof
   gopulse version                   print the version
 
@@ -70,6 +74,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runLeaks(ctx, args[1:], stdin, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "server":
+		return runServer(ctx, args[1:], stdin, stdout, stderr)
+	case "token":
+		return runToken(ctx, args[1:], stdin, stdout, stderr)
+	case "gc":
+		return runGC(ctx, args[1:], stdin, stdout, stderr)
+	case "ramp":
+		return runRamp(ctx, args[1:], stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

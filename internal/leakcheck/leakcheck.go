@@ -129,8 +129,10 @@ func Live(ctx context.Context, target string, cfg Config) (*Result, error) {
 	}
 	cfg.Progress(fmt.Sprintf("%s: %d goroutines; taking %d snapshots %s apart as %s", ep, probe.Goroutines, cfg.Samples, cfg.Interval, res.Mode))
 
-	// The trace runs beside the sampling, timed to end with the last
-	// snapshot, so it costs no extra wall time.
+	// The trace runs beside the sampling so it costs no extra wall time. It
+	// starts with the last interval, when that is long enough, so that
+	// reading a large trace (100k goroutines) overlaps the wait for the
+	// last snapshot instead of following it.
 	var (
 		wg       sync.WaitGroup
 		tv       *goroutine.TraceView
@@ -141,6 +143,9 @@ func Live(ctx context.Context, target string, cfg Config) (*Result, error) {
 	defer stopTrace()
 	if cfg.Trace > 0 {
 		start := window - cfg.Trace
+		if cfg.Samples >= 2 && cfg.Interval > cfg.Trace {
+			start = window - cfg.Interval
+		}
 		if start < 0 {
 			start = 0
 		}
@@ -153,7 +158,11 @@ func Live(ctx context.Context, target string, cfg Config) (*Result, error) {
 				traceErr = traceCtx.Err()
 				return
 			}
+			began := time.Now()
 			tv, traceErr = fetchTrace(traceCtx, ep, cfg.Trace, cfg.Timeout)
+			if traceErr == nil {
+				cfg.Progress(fmt.Sprintf("execution trace: %s of %d goroutines, read in %s", roundSecond(tv.Window), len(tv.Goroutines), time.Since(began).Round(100*time.Millisecond)))
+			}
 		}()
 	}
 
@@ -163,7 +172,15 @@ func Live(ctx context.Context, target string, cfg Config) (*Result, error) {
 	}
 	tick := time.NewTicker(max(cfg.Interval, time.Millisecond))
 	defer tick.Stop()
-	for i := 0; i < cfg.Samples; i++ {
+	first := 0
+	if !text {
+		// The probe is already the first protobuf snapshot: at 100k
+		// goroutines that saves a second or more of the target's time.
+		res.Snapshots = append(res.Snapshots, probe)
+		cfg.Progress(fmt.Sprintf("snapshot 1/%d: %d goroutines in %d groups", cfg.Samples, probe.Goroutines, len(probe.Groups)))
+		first = 1
+	}
+	for i := first; i < cfg.Samples; i++ {
 		if i > 0 {
 			select {
 			case <-tick.C:
@@ -219,6 +236,8 @@ func Live(ctx context.Context, target string, cfg Config) (*Result, error) {
 	res.Report = goroutine.Analyze(res.Snapshots, opts)
 	return res, nil
 }
+
+func roundSecond(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
 
 // fetchSnapshot takes one dump and parses it while it streams in.
 func fetchSnapshot(ctx context.Context, ep *Endpoint, path string, timeout time.Duration, opts goroutine.Options) (*goroutine.Snapshot, error) {

@@ -1,0 +1,384 @@
+// Command ingest measures gopulse's collector end to end over HTTP on
+// 127.0.0.1: metric batches from simulated agents at a fixed rate
+// (latency from the intended send time, so a stalled server cannot hide
+// its queue), evidence bundle throughput, a 24 h series query and the
+// fleet summary for every simulated instance. The collector runs
+// in-process on a real SQLite store in a temporary directory.
+//
+//	go run ./bench/ingest                        # defaults: 1,000 agents, 2,000 batches/s for 20 s
+//	go run ./bench/ingest -agents 1000 -rate 3000 -duration 30s
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gopulse/gopulse/collector"
+	"github.com/gopulse/gopulse/store"
+	"github.com/gopulse/gopulse/store/sqlite"
+	"github.com/gopulse/gopulse/wire"
+)
+
+func main() {
+	agents := flag.Int("agents", 1000, "simulated agents (instances)")
+	rate := flag.Float64("rate", 2000, "metric batches per second offered")
+	duration := flag.Duration("duration", 20*time.Second, "length of the batch phase")
+	workers := flag.Int("workers", 256, "concurrent HTTP clients")
+	bundles := flag.Int("bundles", 40, "bundles in the bundle phase")
+	bundleMB := flag.Int("bundle-mb", 8, "size of each bundle in MiB")
+	queries := flag.Int("queries", 200, "queries per query phase")
+	sync := flag.String("sync", "FULL", "SQLite synchronous mode")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/ingest:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(*agents, *rate, *duration, *workers, *bundles, *bundleMB, *queries, *sync); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/ingest:", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+// agentMetricSet is the agent's metric selection (agent/internal/sample
+// Selected): everything under these prefixes of runtime/metrics.All().
+var agentPrefixes = []string{"/gc/", "/sched/", "/cpu/classes/", "/memory/classes/", "/sync/mutex/wait/total"}
+
+// template builds one batch of n samples of the agent's metric set from
+// real runtime/metrics reads of this process.
+func template(n int) *wire.MetricBatch {
+	var descs []metrics.Description
+	for _, d := range metrics.All() {
+		for _, p := range agentPrefixes {
+			if strings.HasPrefix(d.Name, p) {
+				descs = append(descs, d)
+				break
+			}
+		}
+	}
+	ss := make([]metrics.Sample, len(descs))
+	b := &wire.MetricBatch{}
+	for i, d := range descs {
+		ss[i].Name = d.Name
+		md := &wire.MetricDescriptor{Name: d.Name, Cumulative: d.Cumulative}
+		b.Descriptors = append(b.Descriptors, md)
+	}
+	metrics.Read(ss)
+	for i, s := range ss {
+		switch s.Value.Kind() {
+		case metrics.KindUint64:
+			b.Descriptors[i].Kind = wire.MetricKind_METRIC_KIND_UINT64
+		case metrics.KindFloat64:
+			b.Descriptors[i].Kind = wire.MetricKind_METRIC_KIND_FLOAT64
+		case metrics.KindFloat64Histogram:
+			b.Descriptors[i].Kind = wire.MetricKind_METRIC_KIND_HISTOGRAM
+			b.Descriptors[i].Boundaries = s.Value.Float64Histogram().Buckets
+		}
+	}
+	for k := 0; k < n; k++ {
+		runtime.GC()
+		metrics.Read(ss)
+		ws := &wire.Sample{Process: &wire.ProcessFacts{RssBytes: 50 << 20, OpenFds: 12, FdLimit: 1024, Threads: 9},
+			Settings: &wire.RuntimeSettings{GogcPercent: 100, GomemlimitBytes: math.MaxInt64, Gomaxprocs: 2}}
+		for i, s := range ss {
+			v := &wire.MetricValue{Index: uint32(i)}
+			switch s.Value.Kind() {
+			case metrics.KindUint64:
+				v.Value = &wire.MetricValue_Uint64Value{Uint64Value: s.Value.Uint64()}
+			case metrics.KindFloat64:
+				v.Value = &wire.MetricValue_Float64Value{Float64Value: s.Value.Float64()}
+			case metrics.KindFloat64Histogram:
+				h := &wire.SparseHistogram{}
+				for j, c := range s.Value.Float64Histogram().Counts {
+					if c != 0 {
+						h.BucketIndex = append(h.BucketIndex, uint32(j))
+						h.Count = append(h.Count, c)
+					}
+				}
+				v.Value = &wire.MetricValue_Histogram{Histogram: h}
+			default:
+				continue
+			}
+			ws.Values = append(ws.Values, v)
+		}
+		b.Samples = append(b.Samples, ws)
+	}
+	return b
+}
+
+func pct(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[min(len(d)-1, int(math.Ceil(q*float64(len(d))))-1)]
+}
+
+func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundleMB, nQueries int, syncMode string) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "gopulse-bench-ingest")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	st, err := sqlite.Open(ctx, dir, sqlite.Options{Synchronous: syncMode})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	c, err := collector.New(collector.Config{Store: st, BatchRate: 1e6, BatchBurst: 1e6, BundleRate: 1e6, BundleBurst: 1e6,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	c.SetReady()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: c.Handler()}
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+	secret, _ := collector.NewTokenSecret()
+	if err := st.CreateToken(ctx, store.Token{ID: "bench", CreatedAt: time.Now()}, store.HashToken(secret)); err != nil {
+		return err
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: nWorkers, MaxConnsPerHost: nWorkers}, Timeout: 60 * time.Second}
+
+	tmpl := template(10)
+	nValues := 0
+	for _, s := range tmpl.Samples {
+		nValues += len(s.Values)
+	}
+	fmt.Printf("go %s, GOMAXPROCS %d, sqlite synchronous=%s\n", runtime.Version(), runtime.GOMAXPROCS(0), syncMode)
+	fmt.Printf("batch: %d samples × %d metrics = %d values (+ process facts), %d bytes of protobuf\n",
+		len(tmpl.Samples), len(tmpl.Descriptors), nValues, len(mustMarshal(tmpl)))
+
+	// Phase 1: batches at a fixed offered rate, open loop.
+	type job struct {
+		intended time.Time
+		agent    int
+		seq      int
+	}
+	jobs := make(chan job, 1<<16)
+	var mu sync.Mutex
+	var lats []time.Duration
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < nWorkers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local []time.Duration
+			for j := range jobs {
+				b := proto.Clone(tmpl).(*wire.MetricBatch)
+				b.BatchId = fmt.Sprintf("a%d-b%d", j.agent, j.seq)
+				b.Sequence = uint64(j.seq)
+				b.Instance = &wire.Instance{Service: fmt.Sprintf("svc%d", j.agent%50), InstanceId: fmt.Sprintf("a%d", j.agent), Host: "bench", GoVersion: runtime.Version()}
+				t0 := j.intended.Add(time.Duration(j.seq) * 10 * time.Second) // each agent's samples 10 s apart
+				for k, s := range b.Samples {
+					s.TimeUnixNano = t0.Add(time.Duration(k) * time.Second).UnixNano()
+				}
+				body := mustMarshal(b)
+				req, _ := http.NewRequest("POST", base+wire.PathPushMetrics, bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+secret)
+				req.Header.Set("Content-Type", wire.ContentTypeProto)
+				req.Header.Set(wire.HeaderIdempotencyKey, b.BatchId)
+				resp, err := client.Do(req)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if err != nil || resp.StatusCode != 200 {
+					failed.Add(1)
+					if err == nil && failed.Load() < 5 {
+						fmt.Fprintf(os.Stderr, "batch refused: %d\n", resp.StatusCode)
+					}
+					continue
+				}
+				ok.Add(1)
+				local = append(local, time.Since(j.intended))
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			mu.Unlock()
+		}()
+	}
+	start := time.Now()
+	startData := start.Add(-23 * time.Hour) // sample times in the past so they never collide across seqs
+	interval := time.Duration(float64(time.Second) / rate)
+	n := int(dur.Seconds() * rate)
+	for i := 0; i < n; i++ {
+		intended := start.Add(time.Duration(i) * interval)
+		if d := time.Until(intended); d > 0 {
+			time.Sleep(d)
+		}
+		_ = startData
+		jobs <- job{intended: intended, agent: i % nAgents, seq: i / nAgents}
+	}
+	close(jobs)
+	wg.Wait()
+	elapsed := time.Since(start)
+	fmt.Printf("batches: offered %.0f/s for %v: %d stored, %d failed, achieved %.0f batches/s (%.0f samples/s); latency from intended send p50 %v p99 %v max %v\n",
+		rate, dur, ok.Load(), failed.Load(), float64(ok.Load())/elapsed.Seconds(), float64(ok.Load())*float64(nValues)/elapsed.Seconds(),
+		pct(lats, 0.5).Round(time.Microsecond), pct(lats, 0.99).Round(time.Microsecond), pct(lats, 1).Round(time.Microsecond))
+
+	// Phase 2: bundles, identity encoding, random (incompressible) bytes.
+	payload := make([]byte, bundleMB<<20)
+	for i := range payload {
+		payload[i] = byte(rand.Uint32())
+	}
+	var bundleLats []time.Duration
+	bstart := time.Now()
+	var bwg sync.WaitGroup
+	bch := make(chan int)
+	var bmu sync.Mutex
+	var bfail atomic.Int64
+	for w := 0; w < 4; w++ {
+		bwg.Add(1)
+		go func() {
+			defer bwg.Done()
+			for i := range bch {
+				pr, pw := io.Pipe()
+				id := fmt.Sprintf("bundle-%d", i)
+				go func() {
+					bw, err := wire.NewBundleWriter(pw)
+					if err == nil {
+						_, err = bw.WriteFile("heap.pb.gz", "application/vnd.google.protobuf+pprof", bytes.NewReader(payload))
+					}
+					if err == nil {
+						err = bw.Close(&wire.BundleManifest{EventId: id, Rule: "bench", Instance: &wire.Instance{Service: "svc0", InstanceId: fmt.Sprintf("a%d", i%nAgents)}, FiredAtUnixNano: time.Now().UnixNano()})
+					}
+					pw.CloseWithError(err)
+				}()
+				t0 := time.Now()
+				req, _ := http.NewRequest("POST", base+wire.PathPushBundle, pr)
+				req.Header.Set("Authorization", "Bearer "+secret)
+				req.Header.Set("Content-Type", wire.ContentTypeBundle)
+				req.Header.Set(wire.HeaderIdempotencyKey, id)
+				resp, err := client.Do(req)
+				if err != nil || resp.StatusCode != 200 {
+					bfail.Add(1)
+					if resp != nil {
+						b, _ := io.ReadAll(resp.Body)
+						fmt.Fprintf(os.Stderr, "bundle refused: %d %s\n", resp.StatusCode, b)
+						resp.Body.Close()
+					}
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				bmu.Lock()
+				bundleLats = append(bundleLats, time.Since(t0))
+				bmu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < nBundles; i++ {
+		bch <- i
+	}
+	close(bch)
+	bwg.Wait()
+	bel := time.Since(bstart)
+	fmt.Printf("bundles: %d × %d MiB, 4 concurrent, %d failed: %.0f MB/s (%.1f MiB/s); per bundle p50 %v p99 %v\n",
+		len(bundleLats), bundleMB, bfail.Load(), float64(len(bundleLats)*bundleMB<<20)/1e6/bel.Seconds(), float64(len(bundleLats)*bundleMB)/bel.Seconds(),
+		pct(bundleLats, 0.5).Round(time.Millisecond), pct(bundleLats, 0.99).Round(time.Millisecond))
+
+	// Phase 3: 24 h of one instance at 1 sample/s of the agent's metric set,
+	// queried through the API.
+	now := time.Now()
+	key := store.Instance{Service: "day", ID: "d1", Source: store.SourceAgent}
+	t24 := now.Add(-24 * time.Hour).Add(time.Minute)
+	names := []string{"/gc/heap/live:bytes", "/sched/goroutines:goroutines", "/gc/heap/goal:bytes", "/memory/classes/total:bytes"}
+	for t := t24; t.Before(now); t = t.Add(10 * time.Minute) {
+		var b store.Batch
+		b.Instance, b.ReceivedAt = key, now
+		for s := t; s.Before(t.Add(10*time.Minute)) && s.Before(now); s = s.Add(time.Second) {
+			for k, nm := range names {
+				b.Samples = append(b.Samples, store.Sample{Name: nm, T: s.UnixMilli(), Value: float64(1e6 + k + int(s.Unix()%1000))})
+			}
+		}
+		if _, err := st.Append(ctx, b); err != nil {
+			return fmt.Errorf("load 24 h: %w", err)
+		}
+	}
+	if _, err := st.Maintain(ctx, now); err != nil {
+		return err
+	}
+	q := func(url string) ([]time.Duration, int, error) {
+		var d []time.Duration
+		size := 0
+		for i := 0; i < nQueries; i++ {
+			t0 := time.Now()
+			resp, err := client.Get(url)
+			if err != nil {
+				return nil, 0, err
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return nil, 0, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, b)
+			}
+			d = append(d, time.Since(t0))
+			size = len(b)
+		}
+		return d, size, nil
+	}
+	for _, step := range []string{"1m", "5m"} {
+		d, size, err := q(base + "/api/v1/instances/day/d1/series?name=/gc/heap/live:bytes&start=24h&step=" + step)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("24 h series (86,400 raw samples), step %s: p50 %v p99 %v (%d-byte answer)\n", step, pct(d, 0.5).Round(time.Microsecond), pct(d, 0.99).Round(time.Microsecond), size)
+	}
+	d, size, err := q(base + "/api/v1/fleet")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("fleet summary (%d instances, 5 metrics): p50 %v p99 %v (%d-byte answer)\n", nAgents+1, pct(d, 0.5).Round(time.Microsecond), pct(d, 0.99).Round(time.Microsecond), size)
+	var dbBytes int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "gopulse.db") || strings.HasSuffix(e.Name(), ".db") || strings.Contains(e.Name(), ".db-") {
+			if info, err := e.Info(); err == nil {
+				dbBytes += info.Size()
+			}
+		}
+	}
+	fmt.Printf("database files after the run: %.1f MiB\n", float64(dbBytes)/(1<<20))
+	return nil
+}
+
+func mustMarshal(b *wire.MetricBatch) []byte {
+	out, err := proto.Marshal(b)
+	if err != nil {
+		panic(err)
+	}
+	return out
+}

@@ -1,0 +1,199 @@
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/gopulse/gopulse/store"
+)
+
+// Thresholds past which GC health becomes a finding. They are deliberately
+// far from normal: a finding should mean "clearly unhealthy".
+const (
+	gcPauseP99Limit   = 50 * time.Millisecond
+	gcPauseMaxLimit   = 100 * time.Millisecond
+	gcPauseMinCycles  = 5
+	gcCPULimit        = 0.25
+	heapLimitFraction = 0.90
+)
+
+// GCHealth is the GC health of one instance over a window.
+type GCHealth struct {
+	WindowSeconds float64 `json:"window_seconds"`
+	Cycles        int     `json:"cycles"`
+	CyclesPerSec  float64 `json:"cycles_per_second"`
+	PauseP50Ms    float64 `json:"pause_p50_ms"`
+	PauseP99Ms    float64 `json:"pause_p99_ms"`
+	PauseMaxMs    float64 `json:"pause_max_ms"`
+	// GCCPUFraction is GC CPU over busy CPU in the window; -1 when unknown.
+	GCCPUFraction float64 `json:"gc_cpu_fraction"`
+	// GCCPUSource says where the fraction came from.
+	GCCPUSource string  `json:"gc_cpu_source,omitempty"`
+	HeapBytes   float64 `json:"heap_bytes"`
+	// LimitBytes is the tighter of GOMEMLIMIT and the cgroup limit; 0 = none.
+	LimitBytes   float64  `json:"limit_bytes"`
+	LimitSource  string   `json:"limit_source,omitempty"`
+	HeapFraction float64  `json:"heap_fraction"`
+	Problems     []string `json:"problems,omitempty"`
+}
+
+func quantile(sorted []int64, q float64) int64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// seriesDelta returns last−first of a scalar series over [start, end) and
+// whether there were two samples.
+func (c *Collector) seriesDelta(ctx context.Context, key store.InstanceKey, name string, start, end int64) (float64, bool, error) {
+	pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: name, Start: start, End: end})
+	if err != nil || len(pts) < 2 {
+		return 0, false, err
+	}
+	return pts[len(pts)-1].Value - pts[0].Value, true, nil
+}
+
+func (c *Collector) latest(ctx context.Context, key store.InstanceKey, name string, start, end int64) (float64, bool, error) {
+	pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: name, Start: start, End: end, Step: end - start})
+	if err != nil || len(pts) == 0 {
+		return 0, false, err
+	}
+	return pts[len(pts)-1].Value, true, nil
+}
+
+// GCHealthOf computes the GC health of an instance over the window ending
+// at now, from its stored GC cycles and samples.
+func (c *Collector) GCHealthOf(ctx context.Context, key store.InstanceKey, window time.Duration, now time.Time) (GCHealth, error) {
+	end := now.UnixMilli() + 1
+	start := now.Add(-window).UnixMilli()
+	h := GCHealth{WindowSeconds: window.Seconds(), GCCPUFraction: -1}
+	cycles, _, err := c.st.GCCycles(ctx, key, start, end)
+	if err != nil {
+		return h, fmt.Errorf("gc cycles: %w", err)
+	}
+	pauses := make([]int64, 0, len(cycles))
+	var gcCPU, totCPU float64
+	for _, cy := range cycles {
+		pauses = append(pauses, cy.PauseNs)
+		if cy.HeapKnown {
+			gcCPU += cy.GCCPUSeconds
+			totCPU += cy.TotalCPUSeconds
+		}
+	}
+	slices.Sort(pauses)
+	h.Cycles = len(cycles)
+	if len(cycles) > 1 {
+		span := float64(cycles[len(cycles)-1].EndTime-cycles[0].EndTime) / 1000
+		if span > 0 {
+			h.CyclesPerSec = float64(len(cycles)-1) / span
+		}
+	}
+	h.PauseP50Ms = float64(quantile(pauses, 0.5)) / 1e6
+	h.PauseP99Ms = float64(quantile(pauses, 0.99)) / 1e6
+	if len(pauses) > 0 {
+		h.PauseMaxMs = float64(pauses[len(pauses)-1]) / 1e6
+	}
+
+	// GC CPU: runtime/metrics CPU classes when the agent sends them (GC
+	// share of non-idle CPU, FACTS.md), else the per-cycle figures, else
+	// the scraped memstats GCCPUFraction (a lifetime average).
+	g, ok1, err := c.seriesDelta(ctx, key, "/cpu/classes/gc/total:cpu-seconds", start, end)
+	if err != nil {
+		return h, err
+	}
+	t, ok2, err := c.seriesDelta(ctx, key, "/cpu/classes/total:cpu-seconds", start, end)
+	if err != nil {
+		return h, err
+	}
+	idle, ok3, err := c.seriesDelta(ctx, key, "/cpu/classes/idle:cpu-seconds", start, end)
+	if err != nil {
+		return h, err
+	}
+	switch {
+	case ok1 && ok2 && ok3 && t-idle > 0:
+		h.GCCPUFraction, h.GCCPUSource = g/(t-idle), "runtime/metrics cpu classes"
+	case totCPU > 0:
+		h.GCCPUFraction, h.GCCPUSource = gcCPU/totCPU, "gc cycles"
+	default:
+		if v, ok, err := c.latest(ctx, key, nameMSGCCPUFraction, start, end); err != nil {
+			return h, err
+		} else if ok {
+			h.GCCPUFraction, h.GCCPUSource = v, "memstats GCCPUFraction (since process start)"
+		}
+	}
+
+	// Heap against its limit.
+	for _, n := range []string{nameHeapLive, nameMSHeapAlloc} {
+		v, ok, err := c.latest(ctx, key, n, start, end)
+		if err != nil {
+			return h, err
+		}
+		if ok {
+			h.HeapBytes = v
+			break
+		}
+	}
+	if v, ok, err := c.latest(ctx, key, nameMemLimit, start, end); err != nil {
+		return h, err
+	} else if ok && v > 0 && v < math.MaxInt64/2 {
+		h.LimitBytes, h.LimitSource = v, "GOMEMLIMIT"
+	}
+	if v, ok, err := c.latest(ctx, key, nameCgMemLimit, start, end); err != nil {
+		return h, err
+	} else if ok && v > 0 && (h.LimitBytes == 0 || v < h.LimitBytes) {
+		h.LimitBytes, h.LimitSource = v, "cgroup memory limit"
+	}
+	if h.LimitBytes > 0 {
+		h.HeapFraction = h.HeapBytes / h.LimitBytes
+	}
+	return h, nil
+}
+
+// analyzeGC turns clearly unhealthy GC into findings and resolves them
+// when the condition clears.
+func (c *Collector) analyzeGC(ctx context.Context, key store.InstanceKey, now time.Time) error {
+	h, err := c.GCHealthOf(ctx, key, c.cfg.GCWindow, now)
+	if err != nil {
+		return err
+	}
+	det, _ := json.Marshal(h)
+	type cond struct {
+		kind, title, summary string
+		on                   bool
+	}
+	conds := []cond{
+		{KindGCPause, fmt.Sprintf("GC pauses up to %.1f ms (p99 %.1f ms)", h.PauseMaxMs, h.PauseP99Ms),
+			fmt.Sprintf("%d GC cycles in the last %v: pause p50 %.2f ms, p99 %.2f ms, max %.2f ms; limits: p99 %v, max %v.",
+				h.Cycles, c.cfg.GCWindow, h.PauseP50Ms, h.PauseP99Ms, h.PauseMaxMs, gcPauseP99Limit, gcPauseMaxLimit),
+			h.Cycles >= gcPauseMinCycles && (h.PauseP99Ms >= ms(gcPauseP99Limit) || h.PauseMaxMs >= ms(gcPauseMaxLimit))},
+		{KindGCCPU, fmt.Sprintf("GC uses %.0f%% of CPU", 100*h.GCCPUFraction),
+			fmt.Sprintf("GC CPU fraction %.1f%% (%s) over the last %v, limit %.0f%%; %.2f cycles/s.", 100*h.GCCPUFraction, h.GCCPUSource, c.cfg.GCWindow, 100*gcCPULimit, h.CyclesPerSec),
+			h.GCCPUFraction >= gcCPULimit && h.Cycles >= gcPauseMinCycles},
+		{KindHeapLimit, fmt.Sprintf("heap at %.0f%% of its %s", 100*h.HeapFraction, h.LimitSource),
+			fmt.Sprintf("heap %.0f MiB of a %.0f MiB %s (%.0f%%), limit %.0f%%.", h.HeapBytes/(1<<20), h.LimitBytes/(1<<20), h.LimitSource, 100*h.HeapFraction, 100*heapLimitFraction),
+			h.LimitBytes > 0 && h.HeapFraction >= heapLimitFraction},
+	}
+	for _, cd := range conds {
+		observed := map[string]bool{}
+		if cd.on {
+			observed["gc"] = true
+			if _, err := c.st.Observe(ctx, store.Observation{Instance: key, Kind: cd.kind, Key: "gc", Severity: "warning",
+				Title: cd.title, Summary: cd.summary, Details: det, At: now}); err != nil {
+				return fmt.Errorf("observe %s: %w", cd.kind, err)
+			}
+			c.m.findings.WithLabelValues(cd.kind, "observed").Inc()
+		}
+		if err := c.resolveCleared(ctx, key, cd.kind, observed, now, "back within limits"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }

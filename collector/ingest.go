@@ -1,0 +1,335 @@
+package collector
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gopulse/gopulse/analyze/goroutine"
+	"github.com/gopulse/gopulse/store"
+	"github.com/gopulse/gopulse/wire"
+)
+
+func ack(w http.ResponseWriter, key string, dup bool) {
+	b, _ := proto.Marshal(&wire.Ack{IdempotencyKey: key, Duplicate: dup})
+	w.Header().Set("Content-Type", wire.ContentTypeProto)
+	w.Write(b)
+}
+
+// pushMetrics receives one MetricBatch (Connect unary, protobuf).
+func (c *Collector) pushMetrics(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { c.m.ingestSeconds.WithLabelValues("batch").Observe(time.Since(start).Seconds()) }()
+	dup, err := c.ingestBatch(w, r)
+	if err != nil {
+		status, _, _ := statusOf(err)
+		c.m.batches.WithLabelValues(strconv.Itoa(status)).Inc()
+		writeError(w, err)
+		return
+	}
+	if dup {
+		c.m.batches.WithLabelValues("duplicate").Inc()
+	} else {
+		c.m.batches.WithLabelValues("stored").Inc()
+	}
+	ack(w, r.Header.Get(wire.HeaderIdempotencyKey), dup)
+}
+
+func (c *Collector) ingestBatch(w http.ResponseWriter, r *http.Request) (dup bool, err error) {
+	tok, err := c.authenticate(r)
+	if err != nil {
+		return false, err
+	}
+	if ct := r.Header.Get("Content-Type"); ct != wire.ContentTypeProto {
+		return false, errorf(kindInvalid, "content type %q: a metric batch is sent as %q", trunc(ct), wire.ContentTypeProto)
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
+		return false, errorf(kindInvalid, "content encoding %q is not supported for metric batches", trunc(enc))
+	}
+	key := r.Header.Get(wire.HeaderIdempotencyKey)
+	if key == "" {
+		return false, errorf(kindInvalid, "missing %s header (the batch_id)", wire.HeaderIdempotencyKey)
+	}
+	if r.ContentLength > c.cfg.MaxBatchBytes {
+		return false, errorf(kindTooLarge, "batch of %d bytes exceeds the limit of %d bytes", r.ContentLength, c.cfg.MaxBatchBytes)
+	}
+	// A retry of a stored batch is acknowledged without reading its body.
+	if seen, err := c.st.Seen(r.Context(), key); err != nil {
+		return false, fmt.Errorf("check idempotency key: %w", err)
+	} else if seen {
+		return true, nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, c.cfg.MaxBatchBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return false, errorf(kindTooLarge, "batch body exceeds the limit of %d bytes", c.cfg.MaxBatchBytes)
+		}
+		return false, errorf(kindInvalid, "read batch body: %v", err)
+	}
+	now := c.now()
+	mb, b, err := decodeBatch(body, now)
+	if err != nil {
+		return false, err
+	}
+	if mb.BatchId != key {
+		return false, errorf(kindInvalid, "%s %q does not match batch_id %q", wire.HeaderIdempotencyKey, trunc(key), trunc(mb.BatchId))
+	}
+	if err := authorizeService(tok, b.Instance.Service); err != nil {
+		return false, err
+	}
+	if ok, wait := c.batchLim.allow(b.Instance.Service+"\x00"+b.Instance.ID, now); !ok {
+		return false, &apiError{kind: kindRateLimited, msg: fmt.Sprintf("instance %s/%s sends batches faster than %.3g/s (burst %d)", b.Instance.Service, b.Instance.ID, c.cfg.BatchRate, c.cfg.BatchBurst), retryAfter: wait}
+	}
+	res, err := c.st.Append(r.Context(), b)
+	if err != nil {
+		return false, fmt.Errorf("store batch %s: %w", key, err)
+	}
+	if !res.Duplicate {
+		c.m.samples.Add(float64(len(b.Samples) - res.Dropped))
+	}
+	return res.Duplicate, nil
+}
+
+// pushBundle receives one bundle stream, streaming each file into the store.
+func (c *Collector) pushBundle(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { c.m.ingestSeconds.WithLabelValues("bundle").Observe(time.Since(start).Seconds()) }()
+	dup, err := c.ingestBundle(w, r)
+	if err != nil {
+		status, _, _ := statusOf(err)
+		c.m.bundles.WithLabelValues(strconv.Itoa(status)).Inc()
+		if status >= 500 {
+			c.log.Warn("gopulse: bundle refused", "err", err)
+		}
+		writeError(w, err)
+		return
+	}
+	if dup {
+		c.m.bundles.WithLabelValues("duplicate").Inc()
+	} else {
+		c.m.bundles.WithLabelValues("stored").Inc()
+	}
+	ack(w, r.Header.Get(wire.HeaderIdempotencyKey), dup)
+}
+
+// countingReader counts bytes and fails past a limit, bounding what a
+// small gzip body may decompress to.
+type countingReader struct {
+	r     io.Reader
+	n     int64
+	limit int64
+}
+
+func (cr *countingReader) Read(p []byte) (int, error) {
+	n, err := cr.r.Read(p)
+	cr.n += int64(n)
+	if cr.n > cr.limit {
+		return n, errorf(kindTooLarge, "bundle decompresses to more than %d bytes", cr.limit)
+	}
+	return n, err
+}
+
+func (c *Collector) ingestBundle(w http.ResponseWriter, r *http.Request) (dup bool, err error) {
+	tok, err := c.authenticate(r)
+	if err != nil {
+		return false, err
+	}
+	if ct := r.Header.Get("Content-Type"); ct != wire.ContentTypeBundle {
+		return false, errorf(kindInvalid, "content type %q: a bundle is sent as %q", trunc(ct), wire.ContentTypeBundle)
+	}
+	key := r.Header.Get(wire.HeaderIdempotencyKey)
+	if key == "" {
+		return false, errorf(kindInvalid, "missing %s header (the bundle's event_id)", wire.HeaderIdempotencyKey)
+	}
+	if r.ContentLength > c.cfg.MaxBundleBytes {
+		return false, errorf(kindTooLarge, "bundle of %d bytes exceeds the limit of %d bytes", r.ContentLength, c.cfg.MaxBundleBytes)
+	}
+	if seen, err := c.st.Seen(r.Context(), key); err != nil {
+		return false, fmt.Errorf("check idempotency key: %w", err)
+	} else if seen {
+		return true, nil
+	}
+	now := c.now()
+	if ok, wait := c.bundleLim.allow("token\x00"+tok.ID, now); !ok {
+		return false, &apiError{kind: kindRateLimited, msg: fmt.Sprintf("token %s sends bundles faster than %.3g/s (burst %d)", tok.ID, c.cfg.BundleRate, c.cfg.BundleBurst), retryAfter: wait}
+	}
+	var body io.Reader = http.MaxBytesReader(w, r.Body, c.cfg.MaxBundleBytes)
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "", "identity":
+	case "gzip":
+		gz, err := gzip.NewReader(body)
+		if err != nil {
+			return false, errorf(kindInvalid, "bundle body is not gzip: %v", err)
+		}
+		defer gz.Close()
+		body = gz
+	default:
+		return false, errorf(kindInvalid, "content encoding %q is not supported (use gzip or none)", trunc(enc))
+	}
+	body = &countingReader{r: body, limit: c.cfg.MaxBundleBytes}
+	br, err := wire.NewBundleReader(body)
+	if err != nil {
+		return false, bundleErr(err)
+	}
+	bw, err := c.st.BeginBundle(r.Context())
+	if err != nil {
+		return false, fmt.Errorf("begin bundle: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			// Abort with a fresh context: the request's may be gone, and
+			// the partial files must not stay behind.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			bw.Abort(ctx)
+			cancel()
+		}
+	}()
+	var manifest *wire.BundleManifest
+	var total int64
+	for manifest == nil {
+		f, err := br.Next()
+		if err != nil {
+			return false, bundleErr(err)
+		}
+		switch fr := f.Frame.(type) {
+		case *wire.BundleFrame_FileStart:
+			fs := fr.FileStart
+			fi, err := bw.WriteFile(r.Context(), fs.Name, fs.ContentType, &frameReader{br: br})
+			if err != nil {
+				return false, bundleErr(fmt.Errorf("bundle %s: file %q: %w", key, trunc(fs.Name), err))
+			}
+			total += fi.Size
+		case *wire.BundleFrame_Manifest:
+			manifest = fr.Manifest
+		default:
+			return false, errorf(kindInvalid, "bundle %s: unexpected frame %T between files", key, f.Frame)
+		}
+	}
+	if _, err := br.Next(); err != io.EOF {
+		return false, bundleErr(fmt.Errorf("bundle %s: after the manifest: %w", key, err))
+	}
+	if manifest.EventId != key {
+		return false, errorf(kindInvalid, "%s %q does not match the manifest's event_id %q", wire.HeaderIdempotencyKey, trunc(key), trunc(manifest.EventId))
+	}
+	inst, err := validInstance(manifest.Instance, "bundle "+key)
+	if err != nil {
+		return false, err
+	}
+	if err := authorizeService(tok, inst.Service); err != nil {
+		return false, err
+	}
+	b := store.Bundle{
+		ID: key, Instance: inst.Key(), Rule: manifest.Rule, Reason: manifest.Reason,
+		ReceivedAt: now, Notes: manifest.Notes, CaptureSTWSeconds: manifest.CaptureStwSeconds,
+	}
+	if manifest.FiredAtUnixNano > 0 {
+		b.FiredAt = time.Unix(0, manifest.FiredAtUnixNano).UTC()
+	} else {
+		b.FiredAt = now
+	}
+	for _, v := range manifest.Values {
+		b.Values = append(b.Values, store.RuleValue{Name: v.Name, Value: v.Value, Threshold: v.Threshold, Unit: v.Unit})
+	}
+	b.Files = make([]store.BundleFile, 0, len(manifest.Files))
+	for _, f := range manifest.Files {
+		bf := store.BundleFile{Name: f.Name, ContentType: f.ContentType, Size: int64(f.Size), Note: f.Note}
+		copy(bf.SHA256[:], f.Sha256)
+		b.Files = append(b.Files, bf)
+	}
+	if err := c.st.UpsertInstance(r.Context(), inst, now); err != nil {
+		return false, fmt.Errorf("bundle %s: record instance: %w", key, err)
+	}
+	dup, err = bw.Commit(r.Context(), b)
+	committed = true
+	if err != nil {
+		return false, fmt.Errorf("commit bundle %s: %w", key, err)
+	}
+	if !dup {
+		c.m.bundleBytes.Add(float64(total))
+		c.snapshotFromBundle(r.Context(), b)
+	}
+	return dup, nil
+}
+
+// bundleErr keeps the kind of err when it has one and makes malformed
+// streams (including a client that stopped mid-stream) a 400.
+func bundleErr(err error) error {
+	var ae *apiError
+	var mbe *http.MaxBytesError
+	if errors.As(err, &ae) || errors.As(err, &mbe) {
+		return err
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) {
+		return &apiError{kind: kindInvalid, msg: "bundle stream cut or corrupt", err: err}
+	}
+	return err
+}
+
+// frameReader presents the chunks of the current file of a bundle stream
+// as an io.Reader, ending at its FileEnd frame.
+type frameReader struct {
+	br   *wire.BundleReader
+	cur  []byte
+	done bool
+}
+
+func (fr *frameReader) Read(p []byte) (int, error) {
+	for len(fr.cur) == 0 {
+		if fr.done {
+			return 0, io.EOF
+		}
+		f, err := fr.br.Next()
+		if err != nil {
+			if err == io.EOF {
+				err = fmt.Errorf("%w: stream ended inside a file", wire.ErrBadBundle)
+			}
+			return 0, err
+		}
+		switch x := f.Frame.(type) {
+		case *wire.BundleFrame_Chunk:
+			fr.cur = x.Chunk
+		case *wire.BundleFrame_FileEnd:
+			fr.done = true
+		default:
+			return 0, fmt.Errorf("%w: unexpected frame %T inside a file", wire.ErrBadBundle, f.Frame)
+		}
+	}
+	n := copy(p, fr.cur)
+	fr.cur = fr.cur[n:]
+	return n, nil
+}
+
+// snapshotFromBundle records the goroutine groups of a bundle's goroutine
+// profile, so the leak analysis sees bundles and scrapes alike. Failures
+// are logged: the bundle itself is stored.
+func (c *Collector) snapshotFromBundle(ctx context.Context, b store.Bundle) {
+	for _, f := range b.Files {
+		if f.Name != "goroutine.pb.gz" {
+			continue
+		}
+		rc, _, err := c.st.OpenBundleFile(ctx, b.ID, f.Name)
+		if err != nil {
+			c.log.Warn("gopulse: open bundle goroutine profile", "bundle", b.ID, "err", err)
+			return
+		}
+		defer rc.Close()
+		snap, err := goroutine.Parse(rc, goroutine.Options{Time: b.FiredAt, MaxBytes: maxDumpBytes})
+		if err != nil {
+			c.log.Warn("gopulse: parse bundle goroutine profile", "bundle", b.ID, "err", err)
+			return
+		}
+		if err := c.st.PutGoroutineSnapshot(ctx, toStoreSnapshot(b.Instance, snap, "bundle:"+b.ID)); err != nil {
+			c.log.Warn("gopulse: store bundle goroutine snapshot", "bundle", b.ID, "err", err)
+		}
+		return
+	}
+}
