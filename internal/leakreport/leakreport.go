@@ -140,7 +140,7 @@ func Text(w io.Writer, res *leakcheck.Result) error {
 	if rep.WindowSeconds > 0 {
 		fmt.Fprintf(&b, " over %.0fs", rep.WindowSeconds)
 	}
-	fmt.Fprintf(&b, " (%s); goroutines: %s; %d groups\n", rep.Mode, joinInts(rep.GoroutinesPerSnapshot), len(rep.Groups))
+	fmt.Fprintf(&b, " as %s\ngoroutines: %s in %d groups\n", rep.Mode, joinInts(rep.GoroutinesPerSnapshot), len(rep.Groups))
 	fmt.Fprintf(&b, "verdict: %d leak(s), %d suspect(s)\n", rep.Leaks, rep.Suspects)
 	ok := 0
 	for _, g := range rep.Groups {
