@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Status is what Handler serves as JSON.
+type Status struct {
+	Service         string             `json:"service"`
+	InstanceID      string             `json:"instance_id"`
+	Collector       string             `json:"collector,omitempty"`
+	SampledAt       time.Time          `json:"sampled_at"`
+	Goroutines      uint64             `json:"goroutines"`
+	HeapLiveBytes   uint64             `json:"heap_live_bytes"`
+	HeapGoalBytes   uint64             `json:"heap_goal_bytes"`
+	RSSBytes        uint64             `json:"rss_bytes"`
+	OpenFDs         uint64             `json:"open_fds"`
+	FDLimit         uint64             `json:"fd_limit"`
+	CgroupVersion   int                `json:"cgroup_version"`
+	CgroupMemLimit  uint64             `json:"cgroup_memory_limit_bytes"`
+	SchedP99        string             `json:"sched_latency_p99"`
+	SchedP99Seconds float64            `json:"sched_latency_p99_seconds"`
+	RuleLevels      map[string]float64 `json:"rule_levels"`
+	FlightRecorder  string             `json:"flight_recorder"`
+	RecorderOn      bool               `json:"flight_recorder_running"`
+	// RecorderStarts counts how often the flight recorder was started
+	// (in armed mode: how often a signal crossed ArmLevel).
+	RecorderStarts uint64      `json:"flight_recorder_starts"`
+	Events         []EventInfo `json:"events"`
+	// Delivery is nil when no Collector is configured.
+	Delivery *DeliveryStats `json:"delivery,omitempty"`
+	// BundlesCaptured counts captures since Start (Events keeps the last 32).
+	BundlesCaptured uint64 `json:"bundles_captured"`
+}
+
+// DeliveryStats are cumulative delivery counters.
+type DeliveryStats struct {
+	BatchesSent       uint64 `json:"batches_sent"`
+	BundlesSent       uint64 `json:"bundles_sent"`
+	Failures          uint64 `json:"failures"`
+	DroppedBatches    uint64 `json:"dropped_batches"`
+	DroppedBundles    uint64 `json:"dropped_bundles"`
+	SpoolBytes        int64  `json:"spool_bytes"`
+	SpoolItems        int    `json:"spool_items"`
+	SpoolEvictedItems uint64 `json:"spool_evicted_items"`
+	SpoolEvictedBytes uint64 `json:"spool_evicted_bytes"`
+	LastError         string `json:"last_error,omitempty"`
+}
+
+// Status returns a snapshot of the agent's state.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	st := Status{
+		Service: a.instance.Service, InstanceID: a.instance.InstanceId, Collector: a.opts.Collector,
+		SampledAt: a.last.Time, Goroutines: a.last.Point.Goroutines, HeapLiveBytes: a.last.Point.HeapLive,
+		HeapGoalBytes: a.last.Point.HeapGoal, RSSBytes: a.last.Proc.RSS, OpenFDs: a.last.Proc.FDs, FDLimit: a.last.Proc.FDLimit,
+		CgroupVersion: a.last.Cg.Version, CgroupMemLimit: a.last.Cg.MemLimit, SchedP99: a.last.Point.SchedP99.String(),
+		SchedP99Seconds: a.last.Point.SchedP99.Seconds(),
+		RuleLevels:      map[string]float64{}, FlightRecorder: string(a.opts.FlightRecorder),
+		Events: append([]EventInfo(nil), a.recent...),
+	}
+	for k, v := range a.lastLevel {
+		st.RuleLevels[k] = v
+	}
+	a.mu.Unlock()
+	st.RecorderOn = a.rec.Running()
+	st.RecorderStarts = a.rec.Starts()
+	st.BundlesCaptured = a.events.Load()
+	if a.shipper != nil {
+		d := a.shipper.Stats()
+		st.Delivery = &DeliveryStats{
+			BatchesSent: d.BatchesSent, BundlesSent: d.BundlesSent, Failures: d.Failures,
+			DroppedBatches: d.DroppedBatches, DroppedBundles: d.DroppedBundles,
+			SpoolBytes: d.SpoolBytes, SpoolItems: d.SpoolItems, SpoolEvictedItems: d.SpoolEvictedItems,
+			SpoolEvictedBytes: d.SpoolEvictedBytes, LastError: d.LastError,
+		}
+	}
+	return st
+}
+
+// Handler serves the agent's state for local inspection; mount it where you
+// like (it is never registered by the agent):
+//
+//	GET  …/            the Status as JSON
+//	POST …/trigger     a manual trigger; the form value "reason" is recorded
+func (a *Agent) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/trigger") {
+			if r.Method != http.MethodPost {
+				w.Header().Set("Allow", http.MethodPost)
+				http.Error(w, "use POST to trigger a capture", http.StatusMethodNotAllowed)
+				return
+			}
+			reason := r.FormValue("reason")
+			if reason == "" {
+				reason = "manual trigger through the agent handler"
+			}
+			a.Trigger(reason)
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		e := json.NewEncoder(w)
+		e.SetIndent("", "  ")
+		e.Encode(a.Status())
+	})
+}
