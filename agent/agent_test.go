@@ -260,7 +260,9 @@ func TestCollectorDownWhileTriggersFire(t *testing.T) {
 		fired++
 		time.Sleep(400 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond) // let the last capture finish
+	// Let the last capture finish: Stop would cut it short, and on a loaded
+	// machine (or under -race) a capture outlasts any fixed sleep.
+	waitFor(t, "the last capture to finish", func() bool { return !a.capturing.Load() })
 	events := len(a.Status().Events)
 	if err := srv.Up(); err != nil {
 		t.Fatal(err)
