@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gopulse/gopulse/store"
+	"github.com/gopulse/gopulse/ui"
 	"github.com/gopulse/gopulse/wire"
 )
 
@@ -177,6 +179,16 @@ func (c *Collector) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.PathPushMetrics, c.pushMetrics)
 	mux.HandleFunc("POST "+wire.PathPushBundle, c.pushBundle)
 	c.apiRoutes(mux)
+	// The web UI takes every path the routes above do not; it reads bundle
+	// files for its flame graphs through the store.
+	mux.Handle("/", ui.Handler(ui.Options{
+		OpenBundleFile: func(ctx context.Context, id, name string) (io.ReadCloser, error) {
+			rc, _, err := c.st.OpenBundleFile(ctx, id, name)
+			return rc, err
+		},
+		IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
+		Auth:       c.cfg.ReadAuth,
+	}))
 	return mux
 }
 

@@ -1,0 +1,1 @@
+(()=>{(function(){var e=null;try{e=localStorage.getItem("gopulse-theme")}catch{}e!=="light"&&e!=="dark"&&(e=window.matchMedia&&matchMedia("(prefers-color-scheme: dark)").matches?"dark":"light"),document.documentElement.setAttribute("data-theme",e)})();})();
