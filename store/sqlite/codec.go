@@ -1,0 +1,407 @@
+package sqlite
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+)
+
+// Chunk format (the data column of the chunks table; documented here
+// because it is the on-disk format).
+//
+// A chunk holds the points of one series in ascending time, the first at
+// the row's min_t:
+//
+//	byte     kind: 1 scalar, 2 histogram
+//	uvarint  n, the number of points
+//	n−1 ×    zigzag varint: delta-of-delta of the timestamps (ms); the
+//	         first delta is taken against 0, so regular sampling costs one
+//	         byte per point
+//	n ×      value, scalar: a control byte c then its payload
+//	           c = 0        same as the previous value (the first against 0)
+//	           c = 1        zigzag varint of the integer difference (both
+//	                        values integral and below 2^53)
+//	           c = 2+8·l+t  the XOR with the previous value's bits, its l
+//	                        leading and t trailing zero bytes dropped, the
+//	                        8−l−t middle bytes big-endian
+//	n ×      value, histogram: uvarint k, the number of buckets whose count
+//	         changed since the previous point (the first against zeros),
+//	         then k × (uvarint index gap, zigzag varint count difference)
+//
+// Counters and slowly moving gauges cost 2–4 bytes per point, constants 2.
+
+const (
+	kindScalar = 1
+	kindHist   = 2
+)
+
+var errCorrupt = errors.New("corrupt chunk")
+
+type point struct {
+	t     int64
+	v     float64
+	count []uint64 // histogram counts, nil for scalars
+}
+
+// encodeChunk appends the encoding of pts (sorted by t, distinct t) to dst.
+func encodeChunk(dst []byte, hist bool, pts []point) []byte {
+	if hist {
+		dst = append(dst, kindHist)
+	} else {
+		dst = append(dst, kindScalar)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(pts)))
+	var prevDelta int64
+	for i := 1; i < len(pts); i++ {
+		d := pts[i].t - pts[i-1].t
+		dst = binary.AppendVarint(dst, d-prevDelta)
+		prevDelta = d
+	}
+	if hist {
+		var prev []uint64
+		for _, p := range pts {
+			dst = appendHistDelta(dst, prev, p.count)
+			prev = p.count
+		}
+		return dst
+	}
+	var prev float64
+	for _, p := range pts {
+		dst = appendValue(dst, prev, p.v)
+		prev = p.v
+	}
+	return dst
+}
+
+func appendValue(dst []byte, prev, cur float64) []byte {
+	pb, cb := math.Float64bits(prev), math.Float64bits(cur)
+	if pb == cb {
+		return append(dst, 0)
+	}
+	x := pb ^ cb
+	lz, tz := bits.LeadingZeros64(x)/8, bits.TrailingZeros64(x)/8
+	xorLen := 1 + 8 - lz - tz
+	if integral(prev) && integral(cur) {
+		d := int64(cur) - int64(prev)
+		zz := uint64(d<<1) ^ uint64(d>>63)
+		if 1+uvarintLen(zz) <= xorLen {
+			dst = append(dst, 1)
+			return binary.AppendUvarint(dst, zz)
+		}
+	}
+	dst = append(dst, byte(2+8*lz+tz))
+	for i := 7 - lz; i >= tz; i-- {
+		dst = append(dst, byte(x>>(8*uint(i))))
+	}
+	return dst
+}
+
+func integral(f float64) bool {
+	return f == math.Trunc(f) && math.Abs(f) < 1<<53
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// appendHistDelta encodes cur against prev (nil = zeros).
+func appendHistDelta(dst []byte, prev, cur []uint64) []byte {
+	k := 0
+	for i, c := range cur {
+		if c != at(prev, i) {
+			k++
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(k))
+	last := 0
+	for i, c := range cur {
+		p := at(prev, i)
+		if c == p {
+			continue
+		}
+		dst = binary.AppendUvarint(dst, uint64(i-last))
+		last = i
+		dst = binary.AppendVarint(dst, int64(c-p))
+	}
+	return dst
+}
+
+func at(s []uint64, i int) uint64 {
+	if i < len(s) {
+		return s[i]
+	}
+	return 0
+}
+
+// chunkLen returns the number of points a chunk holds, from its header.
+func chunkLen(data []byte) int {
+	if len(data) < 2 {
+		return 0
+	}
+	n, k := binary.Uvarint(data[1:])
+	if k <= 0 || n > uint64(len(data))*8 {
+		return 0
+	}
+	return int(n)
+}
+
+// decodeChunk decodes a chunk whose first point is at minT. nb is the
+// number of histogram buckets (ignored for scalars). fn is called per point
+// in ascending time; the histogram slice passed is not reused by the
+// decoder, so fn may keep it.
+func decodeChunk(data []byte, minT int64, nb int, fn func(point)) error {
+	if len(data) < 2 {
+		return errCorrupt
+	}
+	kind := data[0]
+	r := reader{b: data[1:]}
+	n := int(r.uvarint())
+	if r.err != nil || n > len(data)*8 {
+		return fmt.Errorf("%w: point count", errCorrupt)
+	}
+	ts := make([]int64, n)
+	if n > 0 {
+		ts[0] = minT
+	}
+	var delta int64
+	for i := 1; i < n; i++ {
+		delta += r.varint()
+		ts[i] = ts[i-1] + delta
+	}
+	switch kind {
+	case kindScalar:
+		var prev float64
+		for i := 0; i < n && r.err == nil; i++ {
+			c := r.byte()
+			switch {
+			case c == 0:
+			case c == 1:
+				prev = float64(int64(prev) + zigzag(r.uvarint()))
+			default:
+				c -= 2
+				lz, tz := int(c/8), int(c%8)
+				if lz+tz > 7 {
+					return fmt.Errorf("%w: control byte", errCorrupt)
+				}
+				var x uint64
+				for j := 7 - lz; j >= tz; j-- {
+					x |= uint64(r.byte()) << (8 * uint(j))
+				}
+				prev = math.Float64frombits(math.Float64bits(prev) ^ x)
+			}
+			if r.err == nil {
+				fn(point{t: ts[i], v: prev})
+			}
+		}
+	case kindHist:
+		if nb < 0 {
+			return fmt.Errorf("%w: %d buckets", errCorrupt, nb)
+		}
+		// One allocation for the chunk's histograms instead of one per
+		// point: a 24 h raw query decodes 86,400 of them.
+		slab := make([]uint64, (n+1)*nb)
+		prev := slab[n*nb:]
+		for i := 0; i < n && r.err == nil; i++ {
+			cur := slab[i*nb : (i+1)*nb : (i+1)*nb]
+			copy(cur, prev)
+			if err := readHistDelta(&r, cur); err != nil {
+				return err
+			}
+			if r.err == nil {
+				fn(point{t: ts[i], count: cur})
+			}
+			prev = cur
+		}
+	default:
+		return fmt.Errorf("%w: kind %d", errCorrupt, kind)
+	}
+	if r.err != nil {
+		return fmt.Errorf("%w: %v", errCorrupt, r.err)
+	}
+	return nil
+}
+
+// lastPoint decodes only what the newest point of a chunk needs: one
+// histogram buffer instead of one per point.
+func lastPoint(data []byte, minT int64, nb int) (point, bool, error) {
+	if len(data) >= 1 && data[0] == kindHist && nb >= 0 {
+		r := reader{b: data[1:]}
+		n := int(r.uvarint())
+		if r.err != nil || n > len(data)*8 {
+			return point{}, false, fmt.Errorf("%w: point count", errCorrupt)
+		}
+		t, delta := minT, int64(0)
+		for i := 1; i < n; i++ {
+			delta += r.varint()
+			t += delta
+		}
+		cur := make([]uint64, nb)
+		for i := 0; i < n && r.err == nil; i++ {
+			if err := readHistDelta(&r, cur); err != nil {
+				return point{}, false, err
+			}
+		}
+		if r.err != nil {
+			return point{}, false, fmt.Errorf("%w: %v", errCorrupt, r.err)
+		}
+		return point{t: t, count: cur}, n > 0, nil
+	}
+	var last point
+	ok := false
+	err := decodeChunk(data, minT, nb, func(p point) { last, ok = p, true })
+	return last, ok, err
+}
+
+func readHistDelta(r *reader, cur []uint64) error {
+	k := int(r.uvarint())
+	idx := 0
+	for j := 0; j < k && r.err == nil; j++ {
+		idx += int(r.uvarint())
+		d := r.varint()
+		if idx < 0 || idx >= len(cur) {
+			return fmt.Errorf("%w: bucket index %d of %d", errCorrupt, idx, len(cur))
+		}
+		cur[idx] = uint64(int64(cur[idx]) + d)
+	}
+	return nil
+}
+
+// encodeHist encodes one cumulative histogram on its own (rollups).
+func encodeHist(counts []uint64) []byte { return appendHistDelta(nil, nil, counts) }
+
+func decodeHist(b []byte, nb int) ([]uint64, error) {
+	cur := make([]uint64, nb)
+	r := reader{b: b}
+	if err := readHistDelta(&r, cur); err != nil {
+		return nil, err
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: %v", errCorrupt, r.err)
+	}
+	return cur, nil
+}
+
+func zigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) byte() byte {
+	if len(r.b) == 0 {
+		r.err = errors.New("truncated")
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errors.New("bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 { return zigzag(r.uvarint()) }
+
+// encodeFloats stores histogram boundaries (series table).
+func encodeFloats(fs []float64) []byte {
+	b := make([]byte, 0, 8*len(fs))
+	for _, f := range fs {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+	}
+	return b
+}
+
+func decodeFloats(b []byte) []float64 {
+	fs := make([]float64, len(b)/8)
+	for i := range fs {
+		fs[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+	}
+	return fs
+}
+
+// Block format (the data column of the blocks table). A block holds what
+// one Append wrote for one instance within one compaction window: a
+// section per series, each section a chunk as above. The directory comes
+// first so a reader decodes only the section of the series it wants.
+//
+//	byte     kind: 3
+//	uvarint  m, the number of sections
+//	uvarint  the directory's length in bytes (so the sections' start is
+//	         known without reading the directory twice)
+//	m ×      uvarint series id, uvarint (section min_t − block min_t),
+//	         uvarint section length in bytes
+//	m ×      the sections, in directory order
+const kindBlock = 3
+
+// blockSection is one series' chunk inside a block.
+type blockSection struct {
+	series int64
+	minT   int64
+	data   []byte
+}
+
+// encodeBlock appends the block of secs (block min_t = minT) to dst.
+func encodeBlock(dst []byte, minT int64, secs []blockSection) []byte {
+	dst = append(dst, kindBlock)
+	dst = binary.AppendUvarint(dst, uint64(len(secs)))
+	n := 0
+	for _, sc := range secs {
+		n += uvarintLen(uint64(sc.series)) + uvarintLen(uint64(sc.minT-minT)) + uvarintLen(uint64(len(sc.data)))
+	}
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for _, sc := range secs {
+		dst = binary.AppendUvarint(dst, uint64(sc.series))
+		dst = binary.AppendUvarint(dst, uint64(sc.minT-minT))
+		dst = binary.AppendUvarint(dst, uint64(len(sc.data)))
+	}
+	for _, sc := range secs {
+		dst = append(dst, sc.data...)
+	}
+	return dst
+}
+
+// forEachSection calls fn for each section of a block whose min_t is minT,
+// in directory order, until fn returns false. Sections alias data.
+func forEachSection(data []byte, minT int64, fn func(sc blockSection) bool) error {
+	if len(data) < 2 || data[0] != kindBlock {
+		return fmt.Errorf("%w: not a block", errCorrupt)
+	}
+	r := reader{b: data[1:]}
+	m := r.uvarint()
+	dl := r.uvarint()
+	if r.err != nil || m > uint64(len(data)) || dl > uint64(len(r.b)) {
+		return fmt.Errorf("%w: block header", errCorrupt)
+	}
+	dir := reader{b: r.b[:dl]}
+	body := r.b[dl:]
+	off := uint64(0)
+	for i := uint64(0); i < m; i++ {
+		id, dt, n := dir.uvarint(), dir.uvarint(), dir.uvarint()
+		if dir.err != nil {
+			return fmt.Errorf("%w: block directory: %v", errCorrupt, dir.err)
+		}
+		if off > uint64(len(body)) || n > uint64(len(body))-off {
+			return fmt.Errorf("%w: block section %d overruns the block", errCorrupt, i)
+		}
+		if !fn(blockSection{series: int64(id), minT: minT + int64(dt), data: body[off : off+n : off+n]}) {
+			return nil
+		}
+		off += n
+	}
+	return nil
+}
