@@ -184,32 +184,45 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 // withDemo runs `gopulse demo VARIANT` as a child process (its goroutines
 // must not mix with ours), waits for its address, calls fn, and stops it.
 func withDemo(ctx context.Context, variant string, stderr io.Writer, fn func(url string) (*leakcheck.Result, error)) (*leakcheck.Result, error) {
+	url, stop, err := startDemo(ctx, variant, stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	return fn(url)
+}
+
+// startDemo starts `gopulse demo VARIANT` on a free loopback port and
+// returns its pprof URL and the function that stops it (and waits for it).
+func startDemo(ctx context.Context, variant string, stderr io.Writer) (string, func(), error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("find own executable to start the demo: %w", err)
+		return "", nil, fmt.Errorf("find own executable to start the demo: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, "demo", variant, "--listen", "127.0.0.1:0")
 	cmd.Stderr = stderr
 	cmd.WaitDelay = 2 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		cancel()
+		return "", nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start demo: %w", err)
+		cancel()
+		return "", nil, fmt.Errorf("start demo: %w", err)
 	}
-	defer func() {
+	stop := func() {
 		cancel()
 		_ = cmd.Wait()
-	}()
+	}
 	url, err := readAnnounce(stdout, 10*time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("demo did not start: %w", err)
+		stop()
+		return "", nil, fmt.Errorf("demo did not start: %w", err)
 	}
 	fmt.Fprintf(stderr, "started the %s demo at %s (pid %d)\n", variant, url, cmd.Process.Pid)
-	return fn(url)
+	return url, stop, nil
 }
 
 // readAnnounce reads the demo's "pprof URL" line within a time limit.

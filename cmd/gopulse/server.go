@@ -63,6 +63,7 @@ type serverFlags struct {
 	bundleCap             int64
 	synchronous           string
 	batchRate             float64
+	demo                  bool
 }
 
 func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
@@ -92,6 +93,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.Int64Var(&f.bundleCap, "bundle-cap-bytes", 10<<30, "total size of stored bundles; the oldest are evicted past it")
 	fs.StringVar(&f.synchronous, "sync", "FULL", "SQLite synchronous mode: FULL (survives power loss) or NORMAL (survives a crash)")
 	fs.Float64Var(&f.batchRate, "batch-rate", 2, "metric batches per second allowed per agent instance")
+	fs.BoolVar(&f.demo, "demo", false, "also start the leaky and the healthy demo services and scrape them (goroutines every 10 s)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -101,6 +103,10 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	}
 	if len(pos) > 0 {
 		return nil, usageError{fmt.Sprintf("server takes no arguments, got %q", pos)}
+	}
+	if f.demo && !flagSet(fs, "scrape-goroutine-interval") {
+		// The demo leaks fast; a leak finding needs three snapshots.
+		f.iv.Goroutine = 10 * time.Second
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, usageError{"--tls-cert and --tls-key go together"}
@@ -166,6 +172,17 @@ func runServer(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	defer st.Close()
 
+	if f.demo {
+		for _, v := range []string{"leaky", "healthy"} {
+			url, stop, err := startDemo(ctx, v, stderr)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			f.scrape = append(f.scrape, collector.Target{Name: "demo-" + v, URL: strings.TrimSuffix(url, "/debug/pprof/")})
+		}
+	}
+
 	c, err := collector.New(collector.Config{
 		Store: st, Logger: log, Scrape: f.scrape, Intervals: f.iv, AnalyzeInterval: f.analyze,
 		MaxBatchBytes: f.maxBatch, MaxBundleBytes: f.maxBundle, BatchRate: f.batchRate, ReadAuth: f.readAuth(),
@@ -217,7 +234,7 @@ func runServer(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 	}
 	c.SetReady()
-	fmt.Fprintf(stdout, "gopulse server listening on %s://%s (data %s)\n", scheme, addr, f.data)
+	fmt.Fprintf(stdout, "gopulse server listening on %s://%s (data %s)\nopen %s://%s/ in a browser\n", scheme, addr, f.data, scheme, addr)
 
 	select {
 	case <-ctx.Done():
