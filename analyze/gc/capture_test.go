@@ -18,7 +18,13 @@ import (
 // Regenerate the real captures (run from analyze/gc):
 //
 //	go test -run TestCapture -capture
-//	go test -run 'TestGolden|TestRealMemStats' -update
+//	go test -run 'TestGolden|TestRealMetrics' -update
+//
+// testdata/real/go127.txt comes from the Go 1.27.3 toolchain (format check
+// across versions), made from the module root with:
+//
+//	GOTOOLCHAIN=go1.27.3 go build -o /tmp/gcchurn127 ./internal/testprog/gcchurn
+//	(echo "# captured: …"; GODEBUG=gctrace=1 /tmp/gcchurn127 -live 24 -rate 80 -duration 3s -force 1s 2>&1 >/dev/null) > analyze/gc/testdata/real/go127.txt
 var capture = flag.Bool("capture", false, "re-capture testdata/real from internal/testprog/gcchurn")
 
 // buildGCChurn compiles internal/testprog/gcchurn into dir.
