@@ -191,3 +191,47 @@ func TestSameStartBlocks(t *testing.T) {
 		}
 	}
 }
+
+// TestMaintainBacklog: three hours of data before the first Maintain are
+// worked off in bounded transactions and come out complete.
+func TestMaintainBacklog(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t, Options{})
+	defer s.Close()
+	in := store.Instance{Service: "svc", ID: "i", Source: store.SourceAgent}
+	now := time.Now()
+	t0 := floorWin(now.Add(-4 * time.Hour).UnixMilli())
+	const n = 3 * 3600
+	for i := 0; i < n; i += 600 {
+		b := store.Batch{Instance: in}
+		for k := i; k < i+600; k++ {
+			b.Samples = append(b.Samples, store.Sample{Name: "/a:x", T: t0 + int64(k)*1000, Value: float64(k)})
+		}
+		if _, err := s.Append(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := s.Maintain(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks, chunks int
+	s.r.QueryRow(`SELECT COUNT(*) FROM blocks`).Scan(&blocks)
+	s.r.QueryRow(`SELECT COUNT(*) FROM chunks`).Scan(&chunks)
+	if blocks != 0 || chunks != n/900 {
+		t.Errorf("after Maintain: %d blocks, %d chunks, want 0 and %d (stats %+v)", blocks, chunks, n/900, st)
+	}
+	pts, err := s.QuerySeries(ctx, store.SeriesQuery{Instance: in.Key(), Name: "/a:x", Start: t0, End: t0 + n*1000, Step: 60_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != n/60 {
+		t.Fatalf("%d minutes, want %d", len(pts), n/60)
+	}
+	for m, p := range pts {
+		first := float64(m * 60)
+		if p.Count != 60 || p.Sum != 60*first+59*30 || p.Min != first || p.Max != first+59 || p.Value != first+59 {
+			t.Fatalf("minute %d: %+v", m, p)
+		}
+	}
+}

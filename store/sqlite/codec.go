@@ -162,10 +162,11 @@ func decodeChunk(data []byte, minT int64, nb int, fn func(point)) error {
 	}
 	kind := data[0]
 	r := reader{b: data[1:]}
-	n := int(r.uvarint())
-	if r.err != nil || n > len(data)*8 {
+	un := r.uvarint()
+	if r.err != nil || un > uint64(len(data))*8 {
 		return fmt.Errorf("%w: point count", errCorrupt)
 	}
+	n := int(un)
 	ts := make([]int64, n)
 	if n > 0 {
 		ts[0] = minT
@@ -233,10 +234,11 @@ func decodeChunk(data []byte, minT int64, nb int, fn func(point)) error {
 func lastPoint(data []byte, minT int64, nb int) (point, bool, error) {
 	if len(data) >= 1 && data[0] == kindHist && nb >= 0 {
 		r := reader{b: data[1:]}
-		n := int(r.uvarint())
-		if r.err != nil || n > len(data)*8 {
+		un := r.uvarint()
+		if r.err != nil || un > uint64(len(data))*8 {
 			return point{}, false, fmt.Errorf("%w: point count", errCorrupt)
 		}
+		n := int(un)
 		t, delta := minT, int64(0)
 		for i := 1; i < n; i++ {
 			delta += r.varint()

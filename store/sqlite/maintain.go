@@ -3,7 +3,9 @@ package sqlite
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -79,24 +81,35 @@ func (s *Store) Maintain(ctx context.Context, now time.Time) (store.MaintainStat
 			break
 		}
 		last = ids[len(ids)-1]
-		var part store.MaintainStats
-		err = s.write(ctx, func(t *wtx) error {
-			part = store.MaintainStats{}
-			for _, id := range ids {
-				if err := maintainInstance(t, id, until, compactCut, rawCut, rollCut, &part); err != nil {
-					return fmt.Errorf("instance %d: %w", id, err)
+		// An instance with a backlog (a first run, hours of late data) is
+		// worked off over several transactions, so ingest never waits
+		// behind more than maxRollSpan / maxCompactWindows of one.
+		for pending := ids; len(pending) > 0; {
+			var part store.MaintainStats
+			var more []int64
+			err = s.write(ctx, func(t *wtx) error {
+				part, more = store.MaintainStats{}, more[:0]
+				for _, id := range pending {
+					again, err := maintainInstance(t, id, until, compactCut, rawCut, rollCut, &part)
+					if err != nil {
+						return fmt.Errorf("instance %d: %w", id, err)
+					}
+					if again {
+						more = append(more, id)
+					}
 				}
+				return nil
+			})
+			if err != nil {
+				return st, fmt.Errorf("maintain: %w", err)
 			}
-			return nil
-		})
-		if err != nil {
-			return st, fmt.Errorf("maintain: %w", err)
-		}
-		st.RolledUpSeries += part.RolledUpSeries
-		st.DeletedChunks += part.DeletedChunks
-		st.DeletedRollups += part.DeletedRollups
-		if err := ctx.Err(); err != nil {
-			return st, err
+			st.RolledUpSeries += part.RolledUpSeries
+			st.DeletedChunks += part.DeletedChunks
+			st.DeletedRollups += part.DeletedRollups
+			if err := ctx.Err(); err != nil {
+				return st, err
+			}
+			pending = more
 		}
 	}
 
@@ -260,47 +273,93 @@ func readBlocks(t *wtx, q string, args ...any) ([]rawPiece, error) {
 	return out, rows.Err()
 }
 
+// maxRollSpan and maxCompactWindows bound one instance's work in one
+// transaction (about an hour of its data).
+const (
+	maxRollSpan       = 60 * 60 * 1000
+	maxCompactWindows = 4
+)
+
 // maintainInstance rolls up, compacts and applies raw retention for one
-// instance.
-func maintainInstance(t *wtx, inst, until, compactCut, rawCut, rollCut int64, st *store.MaintainStats) error {
+// instance. It reports whether work is left (a backlog larger than one
+// transaction's share).
+func maintainInstance(t *wtx, inst, until, compactCut, rawCut, rollCut int64, st *store.MaintainStats) (bool, error) {
 	var from, compacted int64
 	if err := t.queryRow(`SELECT rolled_until, compacted_until FROM instances WHERE id = ?`, inst).Scan(&from, &compacted); err != nil {
-		return err
+		return false, err
 	}
 	series, err := instanceSeries(t, inst)
 	if err != nil {
-		return err
+		return false, err
 	}
+	more := false
 	if from < until {
-		pieces, err := readRaw(t, inst, from-maxChunkSpan, from-window, until)
-		if err != nil {
-			return err
+		to := until
+		if until-from > maxRollSpan {
+			// Skip the minutes before the instance's oldest data (a new
+			// instance starts at 0), then take an hour at a time.
+			oldest, err := oldestData(t, inst)
+			if err != nil {
+				return false, err
+			}
+			from = max(from, min(floorMin(oldest), until))
+			to = min(until, from+maxRollSpan)
 		}
-		n, err := rollUp(t, series, pieces, from, until)
-		if err != nil {
-			return err
+		if from < to {
+			pieces, err := readRaw(t, inst, from-maxChunkSpan, from-window, to)
+			if err != nil {
+				return false, err
+			}
+			n, err := rollUp(t, series, pieces, from, to)
+			if err != nil {
+				return false, err
+			}
+			st.RolledUpSeries += n
 		}
-		st.RolledUpSeries += n
-		if _, err := t.exec(`UPDATE instances SET rolled_until = ? WHERE id = ?`, until, inst); err != nil {
-			return err
+		if _, err := t.exec(`UPDATE instances SET rolled_until = ? WHERE id = ?`, to, inst); err != nil {
+			return false, err
 		}
+		from, more = to, to < until
 	}
-	if err := compact(t, inst, series, compactCut, compacted); err != nil {
-		return fmt.Errorf("compact: %w", err)
-	}
-	res, err := t.exec(`DELETE FROM chunks WHERE series IN (SELECT id FROM series WHERE instance = ?) AND min_t < ? AND max_t < ?`, inst, rawCut, rawCut)
+	again, err := compact(t, inst, series, compactCut, compacted)
 	if err != nil {
-		return err
+		return false, fmt.Errorf("compact: %w", err)
+	}
+	// Nothing is deleted before it is rolled up.
+	delCut := min(rawCut, from)
+	res, err := t.exec(`DELETE FROM chunks WHERE series IN (SELECT id FROM series WHERE instance = ?) AND min_t < ? AND max_t < ?`, inst, delCut, delCut)
+	if err != nil {
+		return false, err
 	}
 	n, _ := res.RowsAffected()
 	st.DeletedChunks += n
 	res, err = t.exec(`DELETE FROM rollups WHERE series IN (SELECT id FROM series WHERE instance = ?) AND t < ?`, inst, rollCut)
 	if err != nil {
-		return err
+		return false, err
 	}
 	n, _ = res.RowsAffected()
 	st.DeletedRollups += n
-	return nil
+	return more || again, nil
+}
+
+// oldestData is the first timestamp of the instance's raw data
+// (math.MaxInt64 when it has none).
+func oldestData(t *wtx, inst int64) (int64, error) {
+	var b, c sql.NullInt64
+	if err := t.queryRow(`SELECT MIN(min_t) FROM blocks WHERE instance = ?`, inst).Scan(&b); err != nil {
+		return 0, err
+	}
+	if err := t.queryRow(`SELECT MIN((SELECT MIN(min_t) FROM chunks WHERE series = s.id)) FROM series s WHERE s.instance = ?`, inst).Scan(&c); err != nil {
+		return 0, err
+	}
+	oldest := int64(math.MaxInt64)
+	if b.Valid {
+		oldest = b.Int64
+	}
+	if c.Valid {
+		oldest = min(oldest, c.Int64)
+	}
+	return oldest, nil
 }
 
 // mergePieces decodes pieces and calls fn per series with its points in
@@ -386,12 +445,21 @@ ON CONFLICT (series, t) DO UPDATE SET n = excluded.n, sum = excluded.sum, min = 
 
 // compact rewrites the instance's blocks of windows that ended before cut
 // as per-series chunks, one per series and window (split at
-// maxChunkPoints). A window before compacted was compacted already: its
-// late blocks are merged into the window's chunks.
-func compact(t *wtx, inst int64, series map[int64]seriesMeta, cut, compacted int64) error {
+// maxChunkPoints), at most maxCompactWindows windows per call; it reports
+// whether more are left. A window before compacted was compacted already:
+// its late blocks are merged into the window's chunks.
+func compact(t *wtx, inst int64, series map[int64]seriesMeta, cut, compacted int64) (bool, error) {
+	var oldest sql.NullInt64
+	if err := t.queryRow(`SELECT MIN(min_t) FROM blocks WHERE instance = ?`, inst).Scan(&oldest); err != nil {
+		return false, err
+	}
+	more := false
+	if oldest.Valid && floorWin(oldest.Int64)+maxCompactWindows*window < cut {
+		cut, more = floorWin(oldest.Int64)+maxCompactWindows*window, true
+	}
 	pieces, err := readBlocks(t, `SELECT min_t, data FROM blocks WHERE instance = ? AND min_t < ? AND max_t < ?`, inst, cut, cut)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(pieces) > 0 {
 		err = mergePieces(series, pieces, func(id int64, pts []point) error {
@@ -430,18 +498,18 @@ func compact(t *wtx, inst int64, series map[int64]seriesMeta, cut, compacted int
 			return nil
 		})
 		if err != nil {
-			return err
+			return false, err
 		}
 		if _, err := t.exec(`DELETE FROM blocks WHERE instance = ? AND min_t < ? AND max_t < ?`, inst, cut, cut); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if cut > compacted {
 		if _, err := t.exec(`UPDATE instances SET compacted_until = ? WHERE id = ?`, cut, inst); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return more, nil
 }
 
 func encodePiece(id int64, hist bool, pts []point) rawPiece {

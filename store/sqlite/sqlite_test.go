@@ -134,7 +134,7 @@ const crashMetrics = 20
 func crashChild() {
 	dir := os.Getenv("GOPULSE_STORE_CRASH_CHILD")
 	ctx := context.Background()
-	s, err := Open(ctx, dir, Options{})
+	s, err := Open(ctx, dir, Options{Synchronous: os.Getenv("GOPULSE_STORE_CRASH_SYNC")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -167,13 +167,21 @@ func crashChild() {
 	}
 }
 
+// Every durability mode must keep what it acknowledged across kill -9
+// (they differ only on power loss, which a test cannot cut).
 func TestCrashKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test starts a child process")
 	}
+	for _, mode := range []string{"FULL", "NORMAL", "SQLITE-FULL"} {
+		t.Run(mode, func(t *testing.T) { crashKill9(t, mode) })
+	}
+}
+
+func crashKill9(t *testing.T, mode string) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "GOPULSE_STORE_CRASH_CHILD="+dir)
+	cmd.Env = append(os.Environ(), "GOPULSE_STORE_CRASH_CHILD="+dir, "GOPULSE_STORE_CRASH_SYNC="+mode)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
