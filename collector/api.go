@@ -299,7 +299,11 @@ func (c *Collector) apiGC(w http.ResponseWriter, r *http.Request) (any, error) {
 	for i, x := range gaps {
 		og[i] = gap{x.FirstCycle, x.LastCycle, x.Time, x.Reason}
 	}
-	return map[string]any{"cycles": oc, "gaps": og, "health": health}, nil
+	adv, err := c.GCAdviceOf(r.Context(), key, end.Sub(start), end)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"cycles": oc, "gaps": og, "health": health, "advice": adv}, nil
 }
 
 func (c *Collector) apiGoroutines(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -343,9 +347,34 @@ func (c *Collector) apiGoroutines(w http.ResponseWriter, r *http.Request) (any, 
 	return map[string]any{"snapshots": out}, nil
 }
 
-// defaultFleetNames are the metrics of the fleet summary unless names= says
-// otherwise.
-var defaultFleetNames = []string{nameGoroutines, nameHeapLive, nameHeapGoal, nameRSS, nameMSHeapAlloc}
+// fleetRow is one instance of GET /api/v1/fleet.
+type fleetRow struct {
+	Instance
+	// Latest holds the newest values of the names= asked for.
+	Latest map[string]fleetLatest `json:"latest,omitempty"`
+	// Windowed figures (fleetSummary).
+	GC           FleetGC `json:"gc"`
+	HeapBytes    float64 `json:"heap_bytes"`
+	LimitBytes   float64 `json:"limit_bytes"`
+	LimitSource  string  `json:"limit_source,omitempty"`
+	HeapFraction float64 `json:"heap_fraction"`
+	// Goroutines is the newest count, −1 when unknown.
+	Goroutines       float64      `json:"goroutines"`
+	GoroutinesSeries [][2]float64 `json:"goroutines_series"`
+	OpenFindings     int          `json:"open_findings"`
+	OpenLeaks        int          `json:"open_leaks"`
+
+	key store.InstanceKey
+}
+
+type fleetLatest struct {
+	T     int64   `json:"t"`
+	Value float64 `json:"value"`
+}
+
+// fleetSummaryNames are read from the newest values for every row, on top
+// of the names the caller asks for.
+var fleetSummaryNames = []string{nameGoroutines, nameHeapLive, nameMSHeapAlloc, nameMemLimit, nameCgMemLimit}
 
 func (c *Collector) apiFleet(w http.ResponseWriter, r *http.Request) (any, error) {
 	q := r.URL.Query()
@@ -354,33 +383,49 @@ func (c *Collector) apiFleet(w http.ResponseWriter, r *http.Request) (any, error
 	if err != nil {
 		return nil, err
 	}
-	names := defaultFleetNames
+	window := 15 * time.Minute
+	if v := q.Get("window"); v != "" {
+		if window, err = time.ParseDuration(v); err != nil || window < time.Minute || window > 24*time.Hour {
+			return nil, errorf(kindInvalid, "window %q: want a duration from 1m to 24h", trunc(v))
+		}
+	}
+	// The newest values of named metrics only when asked: they cost one
+	// store lookup per instance and name, too slow for a fleet page.
+	var names []string
 	if v := q.Get("names"); v != "" {
 		names = strings.Split(v, ",")
 		if len(names) > 50 {
 			return nil, errorf(kindInvalid, "%d names, limit 50", len(names))
 		}
 	}
-	rows, err := c.st.Fleet(r.Context(), store.FleetQuery{Service: q.Get("service"), Names: names, Since: since.UnixMilli()})
+	insts, err := c.st.ListInstances(r.Context(), q.Get("service"), since)
 	if err != nil {
 		return nil, err
 	}
-	type latest struct {
-		T     int64   `json:"t"`
-		Value float64 `json:"value"`
-	}
-	type row struct {
-		Instance
-		Latest map[string]latest `json:"latest"`
-	}
-	out := make([]row, len(rows))
-	for i, x := range rows {
-		out[i] = row{Instance: apiInstance(x.Instance), Latest: map[string]latest{}}
-		for n, l := range x.Latest {
-			out[i].Latest[n] = latest{l.T, l.Value}
+	latest := map[store.InstanceKey]map[string]store.Latest{}
+	if len(names) > 0 {
+		rows, err := c.st.Fleet(r.Context(), store.FleetQuery{Service: q.Get("service"), Names: names, Since: since.UnixMilli()})
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range rows {
+			latest[x.Instance.Key()] = x.Latest
 		}
 	}
-	return map[string]any{"instances": out}, nil
+	out := make([]fleetRow, len(insts))
+	for i, in := range insts {
+		out[i] = fleetRow{Instance: apiInstance(in), key: in.Key()}
+		if len(names) > 0 {
+			out[i].Latest = map[string]fleetLatest{}
+			for n, l := range latest[in.Key()] {
+				out[i].Latest[n] = fleetLatest{l.T, l.Value}
+			}
+		}
+	}
+	if err := c.fleetSummary(r.Context(), out, window, now); err != nil {
+		return nil, err
+	}
+	return map[string]any{"window_seconds": window.Seconds(), "instances": out}, nil
 }
 
 // Finding is a finding as the API returns it.

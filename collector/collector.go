@@ -94,6 +94,7 @@ type Collector struct {
 	tokCache map[[32]byte]tokenEntry
 
 	scrapers []*scraper
+	fleet    fleetCache
 }
 
 // New validates cfg and returns a collector; nothing runs until Run.
@@ -180,14 +181,15 @@ func (c *Collector) Handler() http.Handler {
 	mux.HandleFunc("POST "+wire.PathPushBundle, c.pushBundle)
 	c.apiRoutes(mux)
 	// The web UI takes every path the routes above do not; it reads bundle
-	// files for its flame graphs through the store.
+	// files for its flame graphs and trace summaries through the store.
 	mux.Handle("/", ui.Handler(ui.Options{
 		OpenBundleFile: func(ctx context.Context, id, name string) (io.ReadCloser, error) {
 			rc, _, err := c.st.OpenBundleFile(ctx, id, name)
 			return rc, err
 		},
-		IsNotFound: func(err error) bool { return errors.Is(err, store.ErrNotFound) },
-		Auth:       c.cfg.ReadAuth,
+		IsNotFound:     func(err error) bool { return errors.Is(err, store.ErrNotFound) },
+		SummarizeTrace: summarizeTrace,
+		Auth:           c.cfg.ReadAuth,
 	}))
 	return mux
 }
@@ -206,10 +208,18 @@ func (c *Collector) Run(ctx context.Context) error {
 			s.run(ctx)
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		c.every(ctx, c.cfg.AnalyzeInterval, "analysis", c.analyzeAll)
+	}()
+	go func() {
+		defer wg.Done()
+		// The fleet page's windowed figures, kept warm (fleetSummary).
+		if err := c.refreshFleet(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("gopulse: fleet summary failed", "err", err)
+		}
+		c.every(ctx, c.cfg.AnalyzeInterval, "fleet summary", c.refreshFleet)
 	}()
 	go func() {
 		defer wg.Done()

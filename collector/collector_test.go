@@ -45,7 +45,7 @@ type env struct {
 	token string
 }
 
-func newEnv(t *testing.T, mod func(*Config)) *env {
+func newEnv(t testing.TB, mod func(*Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{Synchronous: "NORMAL"})
@@ -72,7 +72,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	return e
 }
 
-func (e *env) addToken(t *testing.T, id, service string) string {
+func (e *env) addToken(t testing.TB, id, service string) string {
 	t.Helper()
 	secret, err := NewTokenSecret()
 	if err != nil {
@@ -404,7 +404,7 @@ func TestAPI(t *testing.T) {
 			Latest  map[string]struct{ Value float64 }
 		}
 	}
-	getJSON(t, e.srv.URL+"/api/v1/fleet", &fleet)
+	getJSON(t, e.srv.URL+"/api/v1/fleet?names="+nameGoroutines, &fleet)
 	if len(fleet.Instances) != 1 || fleet.Instances[0].Latest[nameGoroutines].Value != 39 {
 		t.Errorf("fleet %+v", fleet)
 	}

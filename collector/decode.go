@@ -4,8 +4,6 @@ import (
 	"math"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/gopulse/gopulse/store"
 	"github.com/gopulse/gopulse/wire"
 )
@@ -58,7 +56,7 @@ const maxFuture = time.Hour
 // that names the offending field.
 func decodeBatch(body []byte, now time.Time) (*wire.MetricBatch, store.Batch, error) {
 	var mb wire.MetricBatch
-	if err := proto.Unmarshal(body, &mb); err != nil {
+	if err := unmarshalBatch(body, &mb); err != nil {
 		return nil, store.Batch{}, errorf(kindInvalid, "batch body is not a gopulse.wire.v1.MetricBatch: %v", err)
 	}
 	b, err := convertBatch(&mb, now)

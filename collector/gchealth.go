@@ -3,11 +3,13 @@ package collector
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"time"
 
+	gcpkg "github.com/gopulse/gopulse/analyze/gc"
 	"github.com/gopulse/gopulse/store"
 )
 
@@ -162,7 +164,18 @@ func (c *Collector) analyzeGC(ctx context.Context, key store.InstanceKey, now ti
 	if err != nil {
 		return err
 	}
-	det, _ := json.Marshal(h)
+	// The model needs every GC series of the window: run it only where
+	// strong advice is possible (GC CPU share of busy CPU is at least its
+	// share of capacity) or a memory limit is in sight.
+	var adv GCAdvice
+	if h.GCCPUFraction >= gcAdviceMinCPU || (h.LimitBytes > 0 && h.HeapFraction >= 0.5) {
+		if adv, err = c.GCAdviceOf(ctx, key, c.cfg.GCWindow, now); err != nil {
+			return fmt.Errorf("gc advice: %w", err)
+		}
+	}
+	// A GC finding carries the health and the model's advice, so its page
+	// says what to change, not only what is wrong.
+	det, _ := json.Marshal(gcFindingDetails{GCHealth: h, Advice: adv.Advice, Summary: adv.Summary})
 	type cond struct {
 		kind, title, summary string
 		on                   bool
@@ -178,6 +191,7 @@ func (c *Collector) analyzeGC(ctx context.Context, key store.InstanceKey, now ti
 		{KindHeapLimit, fmt.Sprintf("heap at %.0f%% of its %s", 100*h.HeapFraction, h.LimitSource),
 			fmt.Sprintf("heap %.0f MiB of a %.0f MiB %s (%.0f%%), limit %.0f%%.", h.HeapBytes/(1<<20), h.LimitBytes/(1<<20), h.LimitSource, 100*h.HeapFraction, 100*heapLimitFraction),
 			h.LimitBytes > 0 && h.HeapFraction >= heapLimitFraction},
+		{KindGCAdvice, adviceTitle(adv.Strong), strongText(adv.Strong), adv.Strong != nil},
 	}
 	for _, cd := range conds {
 		observed := map[string]bool{}
@@ -197,3 +211,139 @@ func (c *Collector) analyzeGC(ctx context.Context, key store.InstanceKey, now ti
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// gcFindingDetails is the JSON stored with a GC finding: the health
+// fields at the top level (as before advice existed) plus the advice.
+type gcFindingDetails struct {
+	GCHealth
+	Advice  []gcpkg.Advice `json:"advice,omitempty"`
+	Summary *gcpkg.Summary `json:"gc_summary,omitempty"`
+}
+
+func adviceTitle(a *gcpkg.Advice) string {
+	switch {
+	case a == nil:
+		return ""
+	case a.Kind == "warning":
+		return "GC near the death spiral: raise GOMEMLIMIT or cut the live heap"
+	case a.GOGC != nil && a.GOMEMLIMITBytes != nil:
+		return fmt.Sprintf("GC tuning: GOGC=%d GOMEMLIMIT=%s predicted to cut GC CPU to %.1f%%", *a.GOGC, mib(*a.GOMEMLIMITBytes), 100*deref(a.GCCPUFraction))
+	case a.GOMEMLIMITBytes != nil:
+		return fmt.Sprintf("GC tuning: GOMEMLIMIT=%s predicted to cut GC CPU to %.1f%%", mib(*a.GOMEMLIMITBytes), 100*deref(a.GCCPUFraction))
+	case a.GOGC != nil:
+		return fmt.Sprintf("GC tuning: GOGC=%d predicted to cut GC CPU to %.1f%%", *a.GOGC, 100*deref(a.GCCPUFraction))
+	}
+	return "GC tuning advised"
+}
+
+func strongText(a *gcpkg.Advice) string {
+	if a == nil {
+		return ""
+	}
+	return a.Text
+}
+
+func mib(b int64) string { return fmt.Sprintf("%dMiB", b>>20) }
+
+func deref(f *float64) float64 {
+	if f == nil {
+		return 0
+	}
+	return *f
+}
+
+// KindGCAdvice is the finding raised when analyze/gc's model advises a
+// setting change with a large predicted gain, or warns of the death
+// spiral.
+const KindGCAdvice = "gc-advice"
+
+// A "tune" advice becomes a finding only when GC costs at least
+// gcAdviceMinCPU of the CPU capacity and the model predicts at most
+// gcAdviceGain of today's cost: small wins are shown on the instance page,
+// not raised.
+const (
+	gcAdviceMinCPU = 0.10
+	gcAdviceGain   = 0.5
+)
+
+// GCAdvice is analyze/gc's reading of one instance over a window: the
+// summary of its runtime/metrics samples and the advice from the
+// calibrated model (the same as `gopulse gc` prints for a samples file).
+type GCAdvice struct {
+	// Samples counts the runtime/metrics readings the window held.
+	Samples int            `json:"samples"`
+	Summary *gcpkg.Summary `json:"summary,omitempty"`
+	Advice  []gcpkg.Advice `json:"advice"`
+	// Strong is the advice item that makes a gc-advice finding, if any.
+	Strong *gcpkg.Advice `json:"strong,omitempty"`
+}
+
+// gcAdviceNames are the series analyze/gc reads.
+var gcAdviceNames = append(append([]string(nil), gcpkg.MetricNames...),
+	gcpkg.CgroupMemoryLimit, gcpkg.CgroupMemoryUsage, gcpkg.CgroupMemoryInactiveFile)
+
+// GCAdviceOf rebuilds the instance's runtime/metrics readings over the
+// window from the stored series and runs analyze/gc on them. Scraped
+// instances have no runtime/metrics series: their advice is one "refused"
+// item that says so.
+func (c *Collector) GCAdviceOf(ctx context.Context, key store.InstanceKey, window time.Duration, now time.Time) (GCAdvice, error) {
+	end := now.UnixMilli() + 1
+	start := now.Add(-window).UnixMilli()
+	byT := map[int64]gcpkg.MetricSample{}
+	for _, name := range gcAdviceNames {
+		pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: name, Start: start, End: end})
+		if err != nil {
+			return GCAdvice{}, fmt.Errorf("series %s: %w", name, err)
+		}
+		for _, p := range pts {
+			s, ok := byT[p.T]
+			if !ok {
+				s = gcpkg.MetricSample{Time: time.UnixMilli(p.T), Values: map[string]gcpkg.Value{}}
+				byT[p.T] = s
+			}
+			if p.Hist != nil {
+				s.Values[name] = gcpkg.Value{Histogram: &gcpkg.Histogram{Counts: p.Hist.Counts, Buckets: p.Hist.Boundaries}}
+			} else {
+				v := p.Value
+				s.Values[name] = gcpkg.Value{Float64: &v}
+			}
+		}
+	}
+	out := GCAdvice{Samples: len(byT), Advice: []gcpkg.Advice{}}
+	samples := make([]gcpkg.MetricSample, 0, len(byT))
+	for _, s := range byT {
+		samples = append(samples, s)
+	}
+	d, err := gcpkg.FromMetrics(samples, gcpkg.Settings{})
+	if errors.Is(err, gcpkg.ErrNoSamples) {
+		out.Advice = append(out.Advice, gcpkg.Advice{Kind: "refused",
+			Text: fmt.Sprintf("No GOGC/GOMEMLIMIT advice: %d runtime/metrics readings in the last %v (need two; scraped instances report memstats only — run the gopulse agent for advice).", len(byT), window)})
+		return out, nil
+	}
+	if err != nil {
+		return out, fmt.Errorf("gc data: %w", err)
+	}
+	sum := gcpkg.Summarize(d)
+	out.Summary = &sum
+	out.Advice = gcpkg.Advise(d, sum, gcpkg.AdviceOptions{})
+	for i, a := range out.Advice {
+		if strongAdvice(a, sum) {
+			out.Strong = &out.Advice[i]
+			break
+		}
+	}
+	return out, nil
+}
+
+// strongAdvice reports whether one advice item deserves a finding: a
+// death-spiral warning, or a tuning that at least halves a GC cost of 10%
+// or more of the CPU capacity.
+func strongAdvice(a gcpkg.Advice, s gcpkg.Summary) bool {
+	switch a.Kind {
+	case "warning":
+		return true
+	case "tune":
+		return a.GCCPUFraction != nil && s.GCCPUFraction >= gcAdviceMinCPU && *a.GCCPUFraction <= gcAdviceGain*s.GCCPUFraction
+	}
+	return false
+}

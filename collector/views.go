@@ -1,0 +1,349 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gopulse/gopulse/analyze/trace"
+	"github.com/gopulse/gopulse/store"
+	"github.com/gopulse/gopulse/ui"
+)
+
+// traceLongestWaiting is how many blocked goroutines the bundle page lists.
+const traceLongestWaiting = 15
+
+// summarizeTrace adapts analyze/trace to the UI's trace summary, so the
+// bundle page shows the same numbers `gopulse trace` prints.
+func summarizeTrace(r io.Reader) (ui.TraceSummary, error) {
+	act, err := trace.Goroutines(r)
+	if err != nil {
+		if errors.Is(err, trace.ErrNotTrace) || errors.Is(err, trace.ErrUnsupportedVersion) ||
+			errors.Is(err, trace.ErrTruncated) || errors.Is(err, trace.ErrCorrupt) {
+			return ui.TraceSummary{}, fmt.Errorf("%w: %v", ui.ErrNotTrace, err)
+		}
+		return ui.TraceSummary{}, fmt.Errorf("summarize trace: %w", err)
+	}
+	pauses := func(p trace.Pauses) ui.TracePauses {
+		return ui.TracePauses{Count: p.Count, TotalSeconds: p.Total.Seconds(), MaxSeconds: p.Max.Seconds()}
+	}
+	out := ui.TraceSummary{
+		Version: act.Version, DurationSeconds: act.Duration.Seconds(), Truncated: act.Truncated, Problem: act.Problem,
+		Goroutines: len(act.Goroutines), GCCycles: act.GC.Cycles, GCSTW: pauses(act.GC.STW), OtherSTW: pauses(act.GC.OtherSTW),
+		LongestWaiting: []ui.TraceGoroutine{},
+	}
+	for _, g := range act.LongestWaiting(traceLongestWaiting) {
+		tg := ui.TraceGoroutine{ID: g.ID, WaitingSeconds: g.Waiting.Seconds(), RunningSeconds: g.Running.Seconds(),
+			RunnableSeconds: g.Runnable.Seconds(), Blocks: g.Blocks, Ran: g.Ran, LastReason: g.LastReason, EndState: g.EndState}
+		for _, f := range g.Stack {
+			tg.Stack = append(tg.Stack, ui.TraceFrame{Func: f.Func, File: f.File, Line: f.Line})
+		}
+		out.LongestWaiting = append(out.LongestWaiting, tg)
+	}
+	return out, nil
+}
+
+// fleetSparkPoints is how many points the goroutine sparkline of a fleet
+// row has.
+const fleetSparkPoints = 30
+
+// fleetWorkers bounds the instances summarised at once: the store's reads
+// run in parallel, and more workers than a few only queue on its pool.
+const fleetWorkers = 4
+
+// FleetGC is the windowed GC health of one fleet row.
+type FleetGC struct {
+	Cycles     int     `json:"cycles"`
+	PauseP99Ms float64 `json:"pause_p99_ms"`
+	PauseMaxMs float64 `json:"pause_max_ms"`
+	// GCCPUFraction is −1 when unknown; GCCPUSource says what it is a
+	// share of and over which span.
+	GCCPUFraction float64 `json:"gc_cpu_fraction"`
+	GCCPUSource   string  `json:"gc_cpu_source,omitempty"`
+}
+
+// fleetDefaultWindow is the window of the fleet page, kept warm in the
+// background: computing it costs a few store queries per instance, seconds
+// for a thousand, far over what one page load may take.
+const fleetDefaultWindow = 15 * time.Minute
+
+// fleetWindowed is the part of a fleet row that needs a window's worth of
+// data.
+type fleetWindowed struct {
+	GC     FleetGC
+	Series [][2]float64
+	// Newest values of fleetSummaryNames within the window.
+	Latest map[string]float64
+}
+
+// fleetCache holds the windowed figures of every recent instance for
+// fleetDefaultWindow, computed by refreshFleet.
+type fleetCache struct {
+	mu   sync.Mutex // held while computing, so requests do not pile up
+	at   time.Time
+	rows map[store.InstanceKey]fleetWindowed
+}
+
+// refreshFleet recomputes the cached windowed figures of every instance
+// seen within the analysis window.
+func (c *Collector) refreshFleet(ctx context.Context) error {
+	now := c.now()
+	insts, err := c.st.ListInstances(ctx, "", now.Add(-c.cfg.AnalyzeWindow))
+	if err != nil {
+		return fmt.Errorf("list instances: %w", err)
+	}
+	keys := make([]store.InstanceKey, len(insts))
+	for i, in := range insts {
+		keys[i] = in.Key()
+	}
+	rows, err := c.windowed(ctx, keys, fleetDefaultWindow, now)
+	if err != nil {
+		return err
+	}
+	c.fleet.mu.Lock()
+	c.fleet.at, c.fleet.rows = now, rows
+	c.fleet.mu.Unlock()
+	return nil
+}
+
+// fleetSummary fills the windowed figures and open findings of each row.
+// For the default window it serves the background cache when it is fresh
+// (younger than three analysis intervals) and computes only the rows the
+// cache lacks; otherwise it computes every row now.
+func (c *Collector) fleetSummary(ctx context.Context, rows []fleetRow, window time.Duration, now time.Time) error {
+	open, err := c.st.ListFindings(ctx, store.FindingFilter{State: store.FindingOpen, Limit: 1 << 20})
+	if err != nil {
+		return fmt.Errorf("open findings: %w", err)
+	}
+	type counts struct{ all, leaks int }
+	byInst := map[store.InstanceKey]*counts{}
+	for _, f := range open {
+		n := byInst[f.Instance]
+		if n == nil {
+			n = &counts{}
+			byInst[f.Instance] = n
+		}
+		n.all++
+		if f.Kind == KindGoroutineLeak {
+			n.leaks++
+		}
+	}
+	var cached map[store.InstanceKey]fleetWindowed
+	if window == fleetDefaultWindow {
+		c.fleet.mu.Lock()
+		if now.Sub(c.fleet.at) < 3*c.cfg.AnalyzeInterval {
+			cached = c.fleet.rows
+		}
+		c.fleet.mu.Unlock()
+	}
+	var missing []store.InstanceKey
+	for i := range rows {
+		if _, ok := cached[rows[i].key]; !ok {
+			missing = append(missing, rows[i].key)
+		}
+	}
+	fresh, err := c.windowed(ctx, missing, window, now)
+	if err != nil {
+		return err
+	}
+	if window == fleetDefaultWindow && cached == nil && len(fresh) > 0 {
+		// Nothing was warm (a server just started): keep what was computed.
+		c.fleet.mu.Lock()
+		c.fleet.at, c.fleet.rows = now, fresh
+		c.fleet.mu.Unlock()
+	}
+	for i := range rows {
+		r := &rows[i]
+		if n := byInst[r.key]; n != nil {
+			r.OpenFindings, r.OpenLeaks = n.all, n.leaks
+		}
+		w, ok := cached[r.key]
+		if !ok {
+			w = fresh[r.key]
+		}
+		r.GC, r.GoroutinesSeries = w.GC, w.Series
+		if r.GoroutinesSeries == nil {
+			r.GoroutinesSeries = [][2]float64{}
+		}
+		r.setLatest(w.Latest)
+	}
+	return nil
+}
+
+// windowed computes the windowed figures of keys over [now−window, now],
+// a few instances at a time.
+func (c *Collector) windowed(ctx context.Context, keys []store.InstanceKey, window time.Duration, now time.Time) (map[store.InstanceKey]fleetWindowed, error) {
+	end := now.UnixMilli() + 1
+	start := now.Add(-window).UnixMilli()
+	out := make([]fleetWindowed, len(keys))
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+		mu   sync.Mutex
+		errs []error
+	)
+	for range min(fleetWorkers, len(keys)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(keys) || ctx.Err() != nil {
+					return
+				}
+				w, err := c.fleetRow(ctx, keys[i], start, end)
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s/%s: %w", keys[i].Service, keys[i].ID, err))
+					mu.Unlock()
+				}
+				out[i] = w
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m := make(map[store.InstanceKey]fleetWindowed, len(keys))
+	for i, k := range keys {
+		out[i].Latest = map[string]float64{}
+		m[k] = out[i]
+	}
+	if len(keys) == 0 {
+		return m, errors.Join(errs...)
+	}
+	// The newest values: one bulk query when many instances are asked
+	// for, else a few small queries per instance.
+	if len(keys) > 20 {
+		rows, err := c.st.Fleet(ctx, store.FleetQuery{Names: fleetSummaryNames, Since: start})
+		if err != nil {
+			return nil, fmt.Errorf("fleet latest: %w", err)
+		}
+		for _, x := range rows {
+			if w, ok := m[x.Instance.Key()]; ok {
+				for n, l := range x.Latest {
+					w.Latest[n] = l.Value
+				}
+			}
+		}
+	} else {
+		for _, k := range keys {
+			for _, n := range fleetSummaryNames {
+				v, ok, err := c.latest(ctx, k, n, start, end)
+				if err != nil {
+					return nil, fmt.Errorf("%s/%s latest %s: %w", k.Service, k.ID, n, err)
+				}
+				if ok {
+					m[k].Latest[n] = v
+				}
+			}
+		}
+	}
+	return m, errors.Join(errs...)
+}
+
+// counterDelta is max − min of a counter over [start, end) in one stepped
+// query (one bucket), and whether it had two samples.
+func (c *Collector) counterDelta(ctx context.Context, key store.InstanceKey, name string, start, end int64) (float64, bool, error) {
+	pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: name, Start: start, End: end, Step: end - start})
+	if err != nil || len(pts) == 0 || pts[0].Count < 2 {
+		return 0, false, err
+	}
+	return pts[0].Max - pts[0].Min, true, nil
+}
+
+func (c *Collector) fleetRow(ctx context.Context, key store.InstanceKey, start, end int64) (fleetWindowed, error) {
+	var r fleetWindowed
+	r.GC.GCCPUFraction = -1
+	cycles, _, err := c.st.GCCycles(ctx, key, start, end)
+	if err != nil {
+		return r, fmt.Errorf("gc cycles: %w", err)
+	}
+	pauses := make([]int64, len(cycles))
+	var gcCPU, totCPU float64
+	for i, cy := range cycles {
+		pauses[i] = cy.PauseNs
+		if cy.HeapKnown {
+			gcCPU += cy.GCCPUSeconds
+			totCPU += cy.TotalCPUSeconds
+		}
+	}
+	slices.Sort(pauses)
+	r.GC.Cycles = len(cycles)
+	if len(pauses) > 0 {
+		r.GC.PauseP99Ms = float64(quantile(pauses, 0.99)) / 1e6
+		r.GC.PauseMaxMs = float64(pauses[len(pauses)-1]) / 1e6
+	}
+	// GC CPU as the instance page's GC health computes it: GC over
+	// non-idle CPU from the runtime's CPU classes, else from the cycles.
+	if g, ok, err := c.counterDelta(ctx, key, "/cpu/classes/gc/total:cpu-seconds", start, end); err != nil {
+		return r, err
+	} else if ok {
+		t, ok2, err := c.counterDelta(ctx, key, "/cpu/classes/total:cpu-seconds", start, end)
+		if err != nil {
+			return r, err
+		}
+		idle, ok3, err := c.counterDelta(ctx, key, "/cpu/classes/idle:cpu-seconds", start, end)
+		if err != nil {
+			return r, err
+		}
+		if ok2 && ok3 && t-idle > 0 {
+			r.GC.GCCPUFraction, r.GC.GCCPUSource = g/(t-idle), "share of busy CPU in the window"
+		}
+	}
+	if r.GC.GCCPUFraction < 0 && totCPU > 0 {
+		r.GC.GCCPUFraction, r.GC.GCCPUSource = gcCPU/totCPU, "share of busy CPU in the window (gc cycles)"
+	}
+	if r.GC.GCCPUFraction < 0 {
+		// Scraped instances: memstats GCCPUFraction is GC CPU over CPU
+		// capacity since the process started; the scrape gives no start
+		// time, so it cannot be turned into the window's share.
+		pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: nameMSGCCPUFraction, Start: start, End: end, Step: end - start})
+		if err != nil {
+			return r, err
+		}
+		if len(pts) > 0 {
+			r.GC.GCCPUFraction, r.GC.GCCPUSource = pts[0].Value, "share of CPU capacity since process start (memstats)"
+		}
+	}
+	step := max((end-start)/fleetSparkPoints, 1000)
+	pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: nameGoroutines, Start: start - start%step, End: end, Step: step})
+	if err != nil {
+		return r, fmt.Errorf("goroutines: %w", err)
+	}
+	r.Series = make([][2]float64, len(pts))
+	for i, p := range pts {
+		r.Series[i] = [2]float64{float64(p.T), p.Value}
+	}
+	return r, nil
+}
+
+// setLatest derives the row's heap, limit and goroutine figures from the
+// newest values of fleetSummaryNames.
+func (r *fleetRow) setLatest(l map[string]float64) {
+	r.Goroutines = -1
+	if v, ok := l[nameGoroutines]; ok {
+		r.Goroutines = v
+	}
+	if v, ok := l[nameHeapLive]; ok {
+		r.HeapBytes = v
+	} else if v, ok := l[nameMSHeapAlloc]; ok {
+		r.HeapBytes = v
+	}
+	if v, ok := l[nameMemLimit]; ok && v > 0 && v < math.MaxInt64/2 {
+		r.LimitBytes, r.LimitSource = v, "GOMEMLIMIT"
+	}
+	if v, ok := l[nameCgMemLimit]; ok && v > 0 && (r.LimitBytes == 0 || v < r.LimitBytes) {
+		r.LimitBytes, r.LimitSource = v, "cgroup memory limit"
+	}
+	if r.LimitBytes > 0 {
+		r.HeapFraction = r.HeapBytes / r.LimitBytes
+	}
+}
