@@ -85,7 +85,7 @@ type fleetWindowed struct {
 // fleetCache holds the windowed figures of every recent instance for
 // fleetDefaultWindow, computed by refreshFleet.
 type fleetCache struct {
-	mu   sync.Mutex // held while computing, so requests do not pile up
+	mu   sync.Mutex // guards at and rows; not held while computing
 	at   time.Time
 	rows map[store.InstanceKey]fleetWindowed
 }

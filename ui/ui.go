@@ -5,13 +5,17 @@
 // sources and build script.
 //
 // The UI talks to the collector over HTTP only — every number on a page
-// comes from /api/v1 — with one exception: flame graphs. Turning a pprof
+// comes from /api/v1 — with two exceptions: flame graphs and trace
+// summaries. Turning a pprof
 // profile into a flame-graph tree in the browser would mean shipping a
 // protobuf decoder and gunzip to it, so the UI serves
 // /ui/api/profile, which reads the bundle file through the function the
 // caller passes in (Options.OpenBundleFile) and parses it with
-// github.com/google/pprof/profile. The package imports none of gopulse's
-// other packages; the collector adapts its store to that function.
+// github.com/google/pprof/profile. Likewise /ui/api/trace summarises a
+// bundle's execution trace through Options.SummarizeTrace, which the
+// collector implements with analyze/trace. The package imports none of
+// gopulse's other packages; the collector adapts its store and analyses
+// to those functions.
 //
 // The handler is mounted by the caller, never registered on import:
 //
@@ -59,6 +63,14 @@ type Options struct {
 	// MaxProfileBytes bounds a profile read for the profile endpoint,
 	// compressed (default 64 MiB).
 	MaxProfileBytes int64
+	// SummarizeTrace reads an execution trace (a bundle's trace.out) and
+	// summarises it for the bundle page; errors wrapping ErrNotTrace are
+	// answered 422. nil answers the trace endpoint with 501. The caller
+	// passes it in so that this package needs no trace parser.
+	SummarizeTrace func(r io.Reader) (TraceSummary, error)
+	// MaxTraceBytes bounds a trace read for the trace endpoint (default
+	// 256 MiB).
+	MaxTraceBytes int64
 }
 
 // asset is one embedded static file with what its response needs.
@@ -79,12 +91,16 @@ type handler struct {
 }
 
 // Handler returns the UI: "/" (fleet), "/instance/{service}/{id}",
-// "/finding/{id}", "/bundle/{id}", "/static/…" and "/ui/api/profile". It
+// "/finding/{id}", "/bundle/{id}", "/static/…", "/ui/api/profile" and
+// "/ui/api/trace". It
 // expects to be mounted at the root of the server that also serves
 // /api/v1.
 func Handler(opts Options) http.Handler {
 	if opts.MaxProfileBytes <= 0 {
 		opts.MaxProfileBytes = 64 << 20
+	}
+	if opts.MaxTraceBytes <= 0 {
+		opts.MaxTraceBytes = 256 << 20
 	}
 	h := &handler{opts: opts, mux: http.NewServeMux(), assets: map[string]asset{}, tmpl: map[string]*template.Template{}}
 	if err := h.loadAssets(); err != nil {
@@ -115,6 +131,7 @@ func Handler(opts Options) http.Handler {
 		return pageData{Title: "Bundle " + id, Bundle: id}, nil
 	}))
 	h.mux.HandleFunc("GET /ui/api/profile", h.guard(h.serveProfile))
+	h.mux.HandleFunc("GET /ui/api/trace", h.guard(h.serveTrace))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, http.StatusNotFound, fmt.Sprintf("no page at %s", r.URL.Path))
 	})

@@ -1,6 +1,6 @@
 // The bundle page: the files, how to open them, the goroutine groups and
 // flame graphs of the profiles.
-import { $, $$, api, esc, enc, instPath, apiInst, fmtTime, fmtBytes, fmtSec, fmtNum, frameHTML, showError } from './util.js';
+import { $, $$, api, esc, enc, instPath, apiInst, fmtTime, fmtBytes, fmtSec, fmtNum, fmtPct, frameHTML, showError } from './util.js';
 import { flameGraph, fmtFor } from './flame.js';
 
 const PPROF = 'application/vnd.google.protobuf+pprof';
@@ -36,8 +36,9 @@ export async function bundlePage() {
       <div id="flame" class="flame-box"><p class="muted">Loading…</p></div><p id="flame-foot" class="muted small"></p></section>`;
   }
   html += `<section class="card"><h2>Goroutine groups</h2><div id="groups"><p class="muted">Loading…</p></div></section>`;
-  if (b.files.some((f) => f.content_type === TRACE || f.name === 'trace.out')) {
-    html += `<section class="card"><h2>Execution trace</h2><p>The flight recorder's window before the trigger is in <b>trace.out</b>. Open it with the command above; <code>go tool trace</code> shows the GC stop-the-world regions and blocked goroutines. <span class="muted">(An in-page trace summary is not built yet.)</span></p></section>`;
+  const tf = b.files.find((f) => f.content_type === TRACE || /\.out$/.test(f.name));
+  if (tf) {
+    html += `<section class="card" id="trace-card"><h2>Execution trace</h2><p class="muted small">The window before the trigger, from <b>${esc(tf.name)}</b>; <code>go tool trace</code> (command above) shows every event.</p><div id="trace"><p class="muted">Loading…</p></div></section>`;
   }
   $('#bundle-body').innerHTML = html;
   $$('button.copy').forEach((btn) => btn.addEventListener('click', async () => {
@@ -45,6 +46,7 @@ export async function bundlePage() {
     setTimeout(() => { btn.textContent = 'copy'; }, 1500);
   }));
   const jobs = [groups(b)];
+  if (tf) jobs.push(traceSummary(b.id, tf.name).catch((e) => { $('#trace').innerHTML = `<p class="muted">${esc(e.message)}</p>`; }));
   if (profs.length) {
     const show = (file, si) => loadFlame(b.id, file, si).catch((e) => showError(e.message));
     $$('.tabs button').forEach((t) => t.addEventListener('click', () => {
@@ -101,4 +103,21 @@ async function groups(b) {
   const p = await api(`/ui/api/profile?bundle=${enc(b.id)}&file=${enc(gf.name)}`);
   box.innerHTML = `<p class="muted small">${p.total} goroutines in ${p.stacks.length} distinct stacks (from ${esc(gf.name)}).</p><table class="data groups"><thead><tr><th class="num">Count</th><th>Stack (top frames)</th></tr></thead><tbody>${
     p.stacks.map((s) => `<tr><td class="num">${s.value}</td><td>${s.frames.slice(0, 4).map((f) => frameHTML(f)).join('')}</td></tr>`).join('')}</tbody></table>`;
+}
+
+// traceSummary shows the stop-the-world periods and the goroutines that
+// waited longest in the bundle's execution trace.
+async function traceSummary(id, file) {
+  const s = await api(`/ui/api/trace?bundle=${enc(id)}&file=${enc(file)}`);
+  const stw = (label, p, why) => `<tr><th scope="row">${label}<div class="muted small">${why}</div></th><td class="num">${p.count}</td><td class="num">${fmtSec(p.total_seconds)}</td><td class="num">${fmtSec(p.max_seconds)}</td>
+    <td class="num">${s.duration_seconds > 0 ? fmtPct(p.total_seconds / s.duration_seconds) : '–'}</td></tr>`;
+  const lw = s.longest_waiting;
+  $('#trace').innerHTML = `<p class="small">${fmtSec(s.duration_seconds)} traced (format Go ${esc(s.version)}) · ${s.goroutines} goroutines · ${s.gc_cycles} GC cycle${s.gc_cycles === 1 ? '' : 's'} began${s.truncated ? ` · <b>truncated</b>: ${esc(s.problem)}` : ''}</p>
+    <table class="data stw"><thead><tr><th>Stop-the-world</th><th class="num">Count</th><th class="num">Total</th><th class="num">Longest</th><th class="num">Share of window</th></tr></thead><tbody>
+    ${stw('GC', s.gc_stw, 'sweep and mark termination')}${stw('Other', s.other_stw, 'goroutine dumps, ReadMemStats, trace start …')}</tbody></table>
+    <h3>Longest-blocked goroutines</h3>${lw.length ? `<table class="data waiting"><thead><tr><th class="num">Goroutine</th><th class="num">Waiting</th><th class="num">Running</th><th class="num">Blocks</th><th>Reason</th><th>Where (innermost first)</th></tr></thead><tbody>${
+      lw.map((g) => `<tr><td class="num">${g.id}</td><td class="num">${fmtSec(g.waiting_seconds)}</td><td class="num">${g.ran ? fmtSec(g.running_seconds) : '<span class="muted" title="never ran in the window">never ran</span>'}</td><td class="num">${g.blocks}</td>
+        <td>${esc(g.last_reason || (g.blocks ? '' : 'parked all window'))}</td><td>${(g.stack || []).slice(0, 3).map((f) => frameHTML(f)).join('')}</td></tr>`).join('')}</tbody></table>`
+      : '<p class="muted">No goroutine waited in the window.</p>'}`;
+  $('#trace').dataset.gcStw = String(s.gc_stw.count);
 }

@@ -1,5 +1,5 @@
 // The finding page: what was found, the evidence, what to do.
-import { $, api, esc, enc, instPath, apiInst, fmtTime, ago, fmtMs, fmtPct, fmtBytes, fmtNum, frameHTML, kindLabel } from './util.js';
+import { $, api, esc, enc, instPath, apiInst, fmtTime, ago, fmtMs, fmtPct, fmtBytes, fmtNum, frameHTML, kindLabel, adviceHTML } from './util.js';
 import { ChartGroup, lineChart } from './charts.js';
 
 const ADVICE = {
@@ -12,6 +12,10 @@ const ADVICE = {
     'The GC runs more often the less headroom the heap has: raise GOGC (e.g. 200) to trade memory for CPU, or set GOMEMLIMIT to the container limit minus a margin and GOGC=off only if the live heap is stable.',
     'Reduce allocation: the heap profile\'s alloc_space view shows who allocates; reuse buffers (sync.Pool), avoid converting []byte↔string in hot paths.',
     'If the limiter fired (/gc/limiter/last-enabled), the heap is at GOMEMLIMIT: the memory limit, not GOGC, is driving the GC.',
+  ],
+  'gc-advice': [
+    'Set the values above in the service\'s environment (GOGC, GOMEMLIMIT) or at start-up with debug.SetGCPercent / debug.SetMemoryLimit, then compare the GC CPU chart on the instance page before and after.',
+    'The prediction assumes today\'s allocation rate and live heap; a leak or a load change moves both.',
   ],
   'heap-limit': [
     'The live heap is close to the tighter of GOMEMLIMIT and the container limit: the next spike ends in an OOM kill or a GC death spiral.',
@@ -45,7 +49,10 @@ export async function findingPage() {
     html += `<section class="card"><h2>Why this was raised</h2><p>${esc(f.summary)}</p>${healthTable(d)}
       <p><a href="${instPath(f.service, f.instance)}?range=1h">See the charts of ${esc(f.service)} / ${esc(f.instance)}</a></p></section>`;
   }
-  html += `<section class="card"><h2>What to change</h2><ul class="advice">${(ADVICE[f.kind] || []).map((a) => `<li>${esc(a).replace(/`([^`]+)`/g, '<code>$1</code>')}</li>`).join('')}</ul></section>`;
+  // GC findings carry analyze/gc's advice for this instance: that comes
+  // first, with numbers; the general notes follow.
+  const model = f.kind !== 'goroutine-leak' && (d.advice || []).length ? `<h3>From the GC model, for this instance</h3>${adviceHTML(d.advice, d.gc_summary)}<h3>General</h3>` : '';
+  html += `<section class="card" id="f-advice"><h2>What to change</h2>${model}<ul class="advice">${(ADVICE[f.kind] || []).map((a) => `<li>${esc(a).replace(/`([^`]+)`/g, '<code>$1</code>')}</li>`).join('')}</ul></section>`;
   html += `<section class="card"><h2>Related evidence bundles</h2><div id="f-bundles">${(f.bundle_ids || []).length ? '<p class="muted">Loading…</p>' : '<p class="muted">None linked.</p>'}</div></section>`;
   html += `<section class="card"><h2>History</h2><table class="data"><thead><tr><th>At</th><th>State</th><th>Note</th></tr></thead><tbody>${
     (f.history || []).map((h) => `<tr><td>${esc(fmtTime(h.at))}</td><td>${esc(h.state)}</td><td>${esc(h.note || '')}</td></tr>`).join('')}</tbody></table></section>`;

@@ -1,6 +1,6 @@
 // The instance page: linked charts over a chosen range, markers for
 // evidence bundles and long GC pauses, GC health and findings.
-import { $, $$, api, esc, enc, apiInst, fmtBytes, fmtNum, fmtPct, fmtMs, fmtSec, fmtTime, ago, isLimit, showError } from './util.js';
+import { $, $$, api, esc, enc, apiInst, fmtBytes, fmtNum, fmtPct, fmtMs, fmtSec, fmtTime, ago, isLimit, showError, adviceHTML } from './util.js';
 import { ChartGroup, lineChart, heatmapChart, emptyChart, PALETTE } from './charts.js';
 import { findingHTML } from './fleet.js';
 
@@ -80,6 +80,7 @@ async function draw(base, svc, id, names, rk, group) {
   const v = (n) => P(n).map((p) => [p.t, p.value]);
 
   renderHealth(gc.health);
+  $('#gc-advice').innerHTML = gc.advice ? adviceHTML(gc.advice.advice, gc.advice.summary) : '<p class="muted">This server computes no GC advice.</p>';
   $('#inst-findings').innerHTML = findings.findings.filter((f) => f.state === 'open').map(findingHTML).join('');
   renderBundles(bundles.bundles);
 

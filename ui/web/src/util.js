@@ -117,7 +117,25 @@ export function shortFile(f) {
 }
 
 export function kindLabel(k) {
-  return { 'goroutine-leak': 'goroutine leak', 'gc-pause': 'GC pauses', 'gc-cpu': 'GC CPU', 'heap-limit': 'heap near limit' }[k] || k;
+  return { 'goroutine-leak': 'goroutine leak', 'gc-pause': 'GC pauses', 'gc-cpu': 'GC CPU', 'heap-limit': 'heap near limit', 'gc-advice': 'GC tuning' }[k] || k;
+}
+
+// adviceHTML lists analyze/gc's advice items (GET …/gc "advice", or a GC
+// finding's details): what to change, with the model's predicted cost.
+export function adviceHTML(items, summary) {
+  if (!items || !items.length) return '<p class="muted">No advice.</p>';
+  const label = { tune: 'change', warning: 'warning', info: 'note', refused: 'no advice' };
+  const pred = (a) => {
+    const p = [];
+    if (a.gogc != null) p.push(`GOGC=${a.gogc}`);
+    if (a.gomemlimit_bytes != null) p.push(`GOMEMLIMIT=${Math.round(a.gomemlimit_bytes / 1048576)}MiB`);
+    const out = [];
+    if (a.gc_cpu_fraction != null) out.push(`GC CPU ~${fmtPct(a.gc_cpu_fraction)}`);
+    if (a.peak_heap_bytes != null) out.push(`peak heap ~${fmtBytes(a.peak_heap_bytes)}`);
+    return p.length ? `<div class="small"><code>${esc(p.join(' '))}</code>${out.length ? ' → ' + esc(out.join(', ')) : ''}</div>` : '';
+  };
+  const now = summary ? `<p class="muted small">Over ${fmtSec(summary.window_seconds)}: ${summary.cycles} cycles, GC CPU ${fmtPct(summary.gc_cpu_fraction)} of capacity (assist ${fmtPct(summary.assist_fraction)}), live heap ${fmtBytes(summary.live_heap_bytes)}, goal ${fmtBytes(summary.heap_goal_bytes)}, GOGC ${summary.gogc < 0 ? 'off' : summary.gogc || '?'}.</p>` : '';
+  return now + `<ul class="gc-advice">${items.map((a) => `<li class="adv-${esc(a.kind)}"><span class="badge">${esc(label[a.kind] || a.kind)}</span> ${esc(a.text)}${pred(a)}</li>`).join('')}</ul>`;
 }
 
 // Runs fn over items with at most n in flight.
