@@ -430,7 +430,7 @@ func describeRuntimeSource(rr *RuntimeReader, s RuntimeSample) string {
 	if s.HasVars {
 		parts = append(parts, "/debug/vars")
 	}
-	if s.Goroutines >= 0 {
+	if s.HasPprof {
 		parts = append(parts, "/debug/pprof")
 	}
 	if s.Agent != nil {

@@ -94,10 +94,22 @@ func (e *errWriter) Write(p []byte) (int, error) {
 var reportHTML string
 
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"sec": fmtSec,
-	"pct": func(f float64) string { return fmt.Sprintf("%.2f%%", f*100) },
-	"f0":  func(f float64) string { return fmt.Sprintf("%.0f", f) },
+	"sec":    fmtSec,
+	"bytes":  fmtBytes,
+	"heap":   heapBytes,
+	"pct":    func(f float64) string { return fmt.Sprintf("%.2f%%", f*100) },
+	"pct100": func(f float64) float64 { return f * 100 },
+	"f0":     func(f float64) string { return fmt.Sprintf("%.0f", f) },
 }).Parse(reportHTML))
+
+// heapBytes is the heap a step ended with: allocated from /debug/vars,
+// else live from the agent; 0 when neither was read.
+func heapBytes(rt *RuntimeStep) uint64 {
+	if rt.HeapAlloc > 0 {
+		return rt.HeapAlloc
+	}
+	return rt.HeapLive
+}
 
 // WriteHTML writes a self-contained HTML report with inline SVG plots:
 // offered vs achieved rate, latency percentiles vs rate (both ways), and
@@ -113,7 +125,8 @@ func (r *Result) WriteHTML(w io.Writer) error {
 		}
 		return 0
 	})
-	var off, ach, p50, p99, p999, p99u, gc, heap []float64
+	var off, ach, p50, p99, p999, p99u, gc, cpu, machine, heap, goal, sched []float64
+	nan := math.NaN()
 	for _, s := range steps {
 		if s.GeneratorLimited || s.Superseded { // the generator's numbers, or repeated
 			continue
@@ -124,19 +137,31 @@ func (r *Result) WriteHTML(w io.Writer) error {
 		p99 = append(p99, s.P99*1000)
 		p999 = append(p999, s.P999*1000)
 		p99u = append(p99u, s.P99Uncorrected*1000)
-		g, h := math.NaN(), math.NaN()
-		if s.Runtime != nil {
-			if s.Runtime.GCCPUFraction >= 0 {
-				g = s.Runtime.GCCPUFraction * 100
-			} else if s.Runtime.GCCPUSinceStart >= 0 {
-				g = s.Runtime.GCCPUSinceStart * 100
+		g, c, m, h, hg, sl := nan, nan, nan, nan, nan, nan
+		if rt := s.Runtime; rt != nil {
+			if rt.GCCPUFraction >= 0 {
+				g = rt.GCCPUFraction * 100
+			} else if rt.GCCPUSinceStart >= 0 {
+				g = rt.GCCPUSinceStart * 100
 			}
-			if s.Runtime.HeapAlloc > 0 {
-				h = float64(s.Runtime.HeapAlloc) / (1 << 20)
+			if rt.ProcessCPUCores >= 0 && rt.Procs > 0 {
+				c = rt.ProcessCPUCores / float64(rt.Procs) * 100
+			}
+			if rt.MachineCPUBusy >= 0 {
+				m = rt.MachineCPUBusy * 100
+			}
+			if hb := heapBytes(rt); hb > 0 {
+				h = float64(hb) / (1 << 20)
+			}
+			if rt.HeapGoal > 0 {
+				hg = float64(rt.HeapGoal) / (1 << 20)
+			}
+			if rt.SchedLatencyP99 >= 0 {
+				sl = rt.SchedLatencyP99 * 1000
 			}
 		}
-		gc = append(gc, g)
-		heap = append(heap, h)
+		gc, cpu, machine = append(gc, g), append(cpu, c), append(machine, m)
+		heap, goal, sched = append(heap, h), append(goal, hg), append(sched, sl)
 	}
 	var marks []mark
 	if r.MaxSustainableRPS > 0 {
@@ -151,17 +176,43 @@ func (r *Result) WriteHTML(w io.Writer) error {
 	}
 	data := struct {
 		*Result
-		Sorted                    []StepReport
-		Throughput, Latency, GCPl template.HTML
+		Sorted                   []StepReport
+		Throughput, Latency, CPU template.HTML
+		Heap, Sched              template.HTML
 	}{
 		Result: r, Sorted: steps,
 		Throughput: svgPlot("req/s achieved vs offered", off, []series{{"offered", off, "#999"}, {"achieved", ach, "#1f77b4"}}, marks, false),
 		Latency: svgPlotH("latency (ms) vs offered req/s, log scale", off, []series{
 			{"p50", p50, "#2ca02c"}, {"p99", p99, "#d62728"}, {"p99.9", p999, "#9467bd"}, {"p99 uncorrected", p99u, "#ff7f0e"},
 		}, marks, sloLines(r.SLO), true),
-		GCPl: svgPlot("GC CPU % and heap MiB vs offered req/s", off, []series{{"GC CPU %", gc, "#d62728"}, {"heap MiB", heap, "#1f77b4"}}, marks, false),
+		CPU: svgPlot("target CPU (%) vs offered req/s", off, []series{
+			{"process, % of its cores", cpu, "#1f77b4"}, {"GC, % of its CPU", gc, "#d62728"}, {"machine busy %", machine, "#999"},
+		}, marks, false),
+		Heap:  svgPlot("target heap (MiB) vs offered req/s", off, []series{{"heap", heap, "#1f77b4"}, {"heap goal", goal, "#999"}}, marks, false),
+		Sched: svgPlot("target scheduling latency p99 (ms, agent's trailing window) vs offered req/s", off, []series{{"runnable wait p99", sched, "#9467bd"}}, marks, false),
+	}
+	// A plot of signals the target did not serve would be empty axes.
+	if !anyNum(cpu, gc, machine) {
+		data.CPU = ""
+	}
+	if !anyNum(heap, goal) {
+		data.Heap = ""
+	}
+	if !anyNum(sched) {
+		data.Sched = ""
 	}
 	return reportTmpl.Execute(w, data)
+}
+
+func anyNum(ys ...[]float64) bool {
+	for _, y := range ys {
+		for _, v := range y {
+			if !math.IsNaN(v) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type series struct {
@@ -204,7 +255,9 @@ func svgPlotH(title string, x []float64, ss []series, marks, hlines []mark, logY
 		b.WriteString(`<text x="60" y="150">no steps</text></svg>`)
 		return template.HTML(b.String())
 	}
-	xmin, xmax := 0.0, slices.Max(x)*1.05
+	xmin := 0.0
+	xstep := niceStep(slices.Max(x) / 4)
+	xmax := math.Ceil(slices.Max(x)*1.02/xstep) * xstep
 	ymin, ymax := math.Inf(1), math.Inf(-1)
 	for _, s := range ss {
 		for _, v := range s.y {
@@ -228,20 +281,27 @@ func svgPlotH(title string, x []float64, ss []series, marks, hlines []mark, logY
 		if ymax <= 0 {
 			ymax = 1
 		}
-		ymax *= 1.1
+		ystep := niceStep(ymax / 4)
+		ymax = math.Ceil(ymax*(1-1e-9)/ystep) * ystep
 	}
 	px := func(v float64) float64 { return l + (v-xmin)/(xmax-xmin)*(w-l-rgt) }
 	py := func(v float64) float64 { return h - bot - (ty(v)-ty(ymin))/(ty(ymax)-ty(ymin))*(h-top-bot) }
 	fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="none" stroke="#ccc"/>`, l, top, w-l-rgt, h-top-bot)
-	for i := 0; i <= 4; i++ { // ticks
-		xv := xmin + (xmax-xmin)*float64(i)/4
+	for xv := xmin; xv <= xmax*(1+1e-9); xv += xstep { // ticks at round values
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`, px(xv), h-bot+14, fmtTick(xv))
-		var yv float64
-		if logY {
-			yv = math.Pow(10, math.Log10(ymin)+(math.Log10(ymax)-math.Log10(ymin))*float64(i)/4)
-		} else {
-			yv = ymin + (ymax-ymin)*float64(i)/4
+	}
+	var yticks []float64
+	if logY {
+		for v := ymin; v <= ymax*(1+1e-9); v *= 10 {
+			yticks = append(yticks, v)
 		}
+	} else {
+		ystep := niceStep(ymax / 4)
+		for v := 0.0; v <= ymax*(1+1e-9); v += ystep {
+			yticks = append(yticks, v)
+		}
+	}
+	for _, yv := range yticks {
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.1f" text-anchor="end">%s</text>`, l-4, py(yv)+4, fmtTick(yv))
 		fmt.Fprintf(&b, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#eee"/>`, l, w-rgt, py(yv), py(yv))
 	}
@@ -253,7 +313,8 @@ func svgPlotH(title string, x []float64, ss []series, marks, hlines []mark, logY
 		fmt.Fprintf(&b, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#d62728" stroke-dasharray="6 3" opacity="0.6"/><text x="%.0f" y="%.1f" fill="#d62728">%s</text>`,
 			l, w-rgt, py(hl.x), py(hl.x), l+4, py(hl.x)-3, template.HTMLEscapeString(hl.label))
 	}
-	for i, s := range ss {
+	legend := 0
+	for _, s := range ss {
 		var pts []string
 		for j, v := range s.y {
 			if j < len(x) && !math.IsNaN(v) && (!logY || v > 0) {
@@ -265,11 +326,29 @@ func svgPlotH(title string, x []float64, ss []series, marks, hlines []mark, logY
 			xy := strings.Split(p, ",")
 			fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="2.5" fill="%s"/>`, xy[0], xy[1], s.color)
 		}
+		if len(pts) == 0 { // a signal the target did not serve: no legend entry either
+			continue
+		}
 		fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="10" height="10" fill="%s"/><text x="%.0f" y="%.0f">%s</text>`,
-			w-rgt+10, top+float64(i)*16, s.color, w-rgt+24, top+float64(i)*16+9, template.HTMLEscapeString(s.name))
+			w-rgt+10, top+float64(legend)*16, s.color, w-rgt+24, top+float64(legend)*16+9, template.HTMLEscapeString(s.name))
+		legend++
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
+}
+
+// niceStep rounds a tick spacing up to 1, 2, 2.5 or 5 × 10^k.
+func niceStep(raw float64) float64 {
+	if !(raw > 0) || math.IsInf(raw, 0) {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if m*p >= raw {
+			return m * p
+		}
+	}
+	return 10 * p
 }
 
 // fmtTick prints an axis value without exponents.

@@ -17,7 +17,7 @@ func fixedResult() *Result {
 	rt := func(gc, cores float64, g int, heap uint64) *RuntimeStep {
 		return &RuntimeStep{GCCPUFraction: gc, GCCPUSinceStart: gc, GCPerSecond: 2, PauseP50: 50 * time.Microsecond,
 			PauseP99: 90 * time.Microsecond, PauseMax: 90 * time.Microsecond, HeapAlloc: heap, HeapGoal: 4 << 20,
-			Goroutines: g, ProcessCPUCores: cores, FDs: 20, Threads: 8, SchedLatencyP99: -1}
+			Goroutines: g, ProcessCPUCores: cores, FDs: 20, Threads: 8, SchedLatencyP99: -1, Procs: 4, MachineCPUBusy: cores / 2}
 	}
 	st := func(off, ach, p99, p99u float64, pass bool, r *RuntimeStep, fails ...string) StepReport {
 		return StepReport{OfferedRPS: off, AchievedRPS: ach, P50: p99 / 3, P90: p99 / 1.5, P99: p99, P999: p99 * 1.2,

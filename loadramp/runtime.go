@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,8 @@ type RuntimeSample struct {
 	At       time.Time
 	HasVars  bool
 	MemStats MemStats
+	// HasPprof says /debug/pprof/goroutine answered.
+	HasPprof bool
 	// Goroutines is -1 when /debug/pprof is not served.
 	Goroutines int
 	// Local process data; PID is 0 when the target is not local.
@@ -34,6 +37,14 @@ type RuntimeSample struct {
 	ProcCPU   time.Duration // user+system CPU so far
 	FDs       int
 	Threads   int
+	// Procs is the target's GOMAXPROCS when its environment sets it, else
+	// this machine's CPU count (the Go default on the same host); 0 when
+	// not local.
+	Procs int
+	// MachineBusy and MachineTotal are this machine's busy and total CPU
+	// time from /proc/stat: a local target shares the CPU with the
+	// generator and everything else.
+	MachineBusy, MachineTotal time.Duration
 	// TCP counts the target's sockets on its port by state ("ESTABLISHED",
 	// "TIME_WAIT", …), from /proc/net/tcp{,6}; nil when not local.
 	TCP map[string]int
@@ -112,6 +123,13 @@ type RuntimeStep struct {
 	ProcessCPUCores float64 `json:"process_cpu_cores"`
 	FDs             int     `json:"fds"`
 	Threads         int     `json:"threads"`
+	// Procs is the CPUs the target may use (its GOMAXPROCS if set in its
+	// environment, else this machine's count); 0 when not local.
+	Procs int `json:"procs,omitempty"`
+	// MachineCPUBusy is the share of this machine's CPU that was busy
+	// during the step (target, generator and everything else); -1 when the
+	// target is not local.
+	MachineCPUBusy float64 `json:"machine_cpu_busy"`
 	// TCP is the target's sockets on its port by state at the end of the
 	// step (local targets only).
 	TCP map[string]int `json:"tcp_states,omitempty"`
@@ -167,7 +185,7 @@ func (r *RuntimeReader) Sample(ctx context.Context) RuntimeSample {
 	}
 	if body, err := r.get(ctx, "/debug/pprof/goroutine?debug=1"); err == nil {
 		if n, err := ParseGoroutineTotal(bytes.NewReader(body)); err == nil {
-			s.Goroutines = n
+			s.Goroutines, s.HasPprof = n, true
 		}
 	}
 	if body, err := r.get(ctx, "/debug/gopulse/"); err == nil {
@@ -308,6 +326,54 @@ func readProc(pid int, s *RuntimeSample) {
 	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
 		s.FDs = len(ents)
 	}
+	s.Procs = runtime.NumCPU()
+	if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err == nil {
+		if n := envProcs(env); n > 0 {
+			s.Procs = n
+		}
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		s.MachineBusy, s.MachineTotal, _ = parseCPULine(b)
+	}
+}
+
+// envProcs reads GOMAXPROCS from a NUL-separated environment; 0 if unset
+// or not a positive number.
+func envProcs(env []byte) int {
+	for _, kv := range bytes.Split(env, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte("GOMAXPROCS=")); ok {
+			if n, err := strconv.Atoi(string(v)); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// parseCPULine reads the machine-wide "cpu" line of /proc/stat: busy time
+// is everything but idle and iowait.
+func parseCPULine(b []byte) (busy, total time.Duration, err error) {
+	line, _, _ := bytes.Cut(b, []byte{'\n'})
+	f := strings.Fields(string(line))
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("parse /proc/stat: first line %q is not the cpu line", trunc(line))
+	}
+	var idle, sum uint64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("parse /proc/stat cpu field %d %q: %w", i+1, v, err)
+		}
+		if i == 8 || i == 9 { // guest time is already counted in user
+			continue
+		}
+		sum += n
+		if i == 3 || i == 4 {
+			idle += n
+		}
+	}
+	tick := func(n uint64) time.Duration { return time.Duration(n * uint64(time.Second) / clockTicks) }
+	return tick(sum - idle), tick(sum), nil
 }
 
 type procStat struct {
@@ -395,10 +461,11 @@ func findListenerPID(port int) int {
 // RuntimeDelta summarises what the runtime did from a to b.
 func RuntimeDelta(a, b RuntimeSample) RuntimeStep {
 	d := RuntimeStep{GCCPUFraction: -1, GCCPUSinceStart: -1, GCPerSecond: -1, PauseP50: -1, PauseP99: -1, PauseMax: -1,
-		Goroutines: b.Goroutines, ProcessCPUCores: -1, FDs: -1, Threads: -1, SchedLatencyP99: -1}
+		Goroutines: b.Goroutines, ProcessCPUCores: -1, FDs: -1, Threads: -1, SchedLatencyP99: -1, MachineCPUBusy: -1}
 	if b.Agent != nil {
 		d.SchedLatencyP99 = b.Agent.SchedP99Seconds
 		d.HeapLive = b.Agent.HeapLiveBytes
+		d.HeapGoal = b.Agent.HeapGoalBytes // /debug/vars, when served, overrides it below
 		d.FDs = int(b.Agent.OpenFDs)
 	}
 	wall := b.At.Sub(a.At).Seconds()
@@ -445,6 +512,10 @@ func RuntimeDelta(a, b RuntimeSample) RuntimeStep {
 		d.ProcessCPUCores = (b.ProcCPU - a.ProcCPU).Seconds() / wall
 		d.FDs, d.Threads = b.FDs, b.Threads
 		d.TCP = b.TCP
+		d.Procs = b.Procs
+		if tot := b.MachineTotal - a.MachineTotal; tot > 0 {
+			d.MachineCPUBusy = min(max(float64(b.MachineBusy-a.MachineBusy)/float64(tot), 0), 1)
+		}
 	}
 	return d
 }

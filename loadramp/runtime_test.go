@@ -172,3 +172,51 @@ func TestRuntimeReaderReadsAgent(t *testing.T) {
 		t.Error("JSON without the agent's keys taken for an agent status")
 	}
 }
+
+func TestParseCPULine(t *testing.T) {
+	tests := []struct {
+		name       string
+		in         string
+		busy, tot  time.Duration
+		wantErrSub string
+	}{
+		// user nice system idle iowait irq softirq steal guest guest_nice
+		{"linux", "cpu  100 0 50 800 50 0 0 0 30 0\ncpu0 1 2 3\n", 1500 * time.Millisecond, 10 * time.Second, ""},
+		{"old kernel, four fields", "cpu 10 0 10 80\n", 200 * time.Millisecond, time.Second, ""},
+		{"not the cpu line", "intr 1 2 3 4 5\n", 0, 0, "not the cpu line"},
+		{"bad number", "cpu 1 x 3 4 5\n", 0, 0, "field 2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			busy, tot, err := parseCPULine([]byte(tc.in))
+			if tc.wantErrSub != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErrSub) {
+					t.Fatalf("err %v, want one containing %q", err, tc.wantErrSub)
+				}
+				return
+			}
+			if err != nil || busy != tc.busy || tot != tc.tot {
+				t.Fatalf("got %v / %v, %v; want %v / %v", busy, tot, err, tc.busy, tc.tot)
+			}
+		})
+	}
+}
+
+func TestEnvProcs(t *testing.T) {
+	tests := []struct {
+		env  string
+		want int
+	}{
+		{"HOME=/root\x00GOMAXPROCS=1\x00PATH=/bin\x00", 1},
+		{"GOMAXPROCS=8", 8},
+		{"GOMAXPROCS=\x00", 0},
+		{"GOMAXPROCS=-2\x00", 0},
+		{"XGOMAXPROCS=3\x00", 0},
+		{"", 0},
+	}
+	for _, tc := range tests {
+		if got := envProcs([]byte(tc.env)); got != tc.want {
+			t.Errorf("envProcs(%q) = %d, want %d", tc.env, got, tc.want)
+		}
+	}
+}

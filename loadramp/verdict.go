@@ -201,6 +201,10 @@ const (
 	cpuSaturated    = 0.85 // share of this machine's cores (local targets)
 	goroutineGrowth = 3.0
 	schedSaturated  = 0.010 // seconds of runnable wait at p99 (agent only)
+	// machineSaturated is the busy share of this machine's CPU at which a
+	// local target is short of CPU whatever its own figures say.
+	machineSaturated = 0.95
+	machineShare     = 0.25 // of this machine's cores, for machineSaturated to count
 )
 
 // Cause names, the first word of Result.Saturation.
@@ -252,7 +256,11 @@ func saturation(res *Result) (string, []string) {
 	var ev []string
 	for i := range res.Steps {
 		if s := &res.Steps[i]; s.GeneratorLimited {
-			ev = append(ev, fmt.Sprintf("at %.0f req/s the generator was limited: %s", s.OfferedRPS, s.GeneratorLimitedCause))
+			e := fmt.Sprintf("at %.0f req/s the generator was limited: %s", s.OfferedRPS, s.GeneratorLimitedCause)
+			if s.Runtime != nil && s.Runtime.MachineCPUBusy >= 0 {
+				e += fmt.Sprintf(" while this machine's CPU was %.0f%% busy", s.Runtime.MachineCPUBusy*100)
+			}
+			ev = append(ev, e)
 		}
 	}
 	if fail == nil {
@@ -302,7 +310,10 @@ func saturation(res *Result) (string, []string) {
 			out += fmt.Sprintf(" %d goroutines,", r.Goroutines)
 		}
 		if r.SchedLatencyP99 >= 0 {
-			out += fmt.Sprintf(" scheduling latency p99 %s,", fmtSec(r.SchedLatencyP99))
+			out += fmt.Sprintf(" scheduling latency p99 %s (agent, trailing window),", fmtSec(r.SchedLatencyP99))
+		}
+		if r.MachineCPUBusy >= 0 {
+			out += fmt.Sprintf(" machine CPU %.0f%% busy,", r.MachineCPUBusy*100)
 		}
 		return out[:len(out)-1]
 	}
@@ -330,10 +341,38 @@ func saturation(res *Result) (string, []string) {
 		gcStep, gcAt, gcR = pass, fmt.Sprintf("at %.0f req/s", pass.OfferedRPS), prt
 	}
 	topGC := max(gc, pgc)
-	cores := float64(runtime.NumCPU())
+	procs := float64(runtime.NumCPU())
+	if rt.Procs > 0 {
+		procs = float64(rt.Procs)
+	}
 	cpu, cpuAt := rt.ProcessCPUCores, at
 	if prt != nil && prt.ProcessCPUCores > cpu {
 		cpu, cpuAt = prt.ProcessCPUCores, fmt.Sprintf("at %.0f req/s", pass.OfferedRPS)
+	}
+	// Scheduling latency is the runtime's own word on CPU shortage: a
+	// runnable goroutine waiting for a processor, which a service short of
+	// workers or locks but not of CPU does not show. The agent reports it
+	// over a trailing window (30 s by default) that spans the steps before,
+	// so only the failing step's reading is used, and it is named as such.
+	sched := rt.SchedLatencyP99
+	// sharing says what else used this machine's CPU, for a local target
+	// whose limit may be this machine's rather than its own.
+	sharing := func() string {
+		if rt.MachineCPUBusy < 0 {
+			return ""
+		}
+		n := float64(runtime.NumCPU())
+		target, gen := max(rt.ProcessCPUCores, 0), fail.GeneratorCPUFraction*float64(runtime.GOMAXPROCS(0))
+		out := fmt.Sprintf("; this machine's CPU was %.0f%% busy at %.0f req/s (of %.0f cores: target %.2f, generator %.2f, other processes %.2f)",
+			rt.MachineCPUBusy*100, fail.OfferedRPS, n, target, gen, max(rt.MachineCPUBusy*n-target-gen, 0))
+		if rt.MachineCPUBusy >= machineSaturated {
+			out += " — the target shares the CPU with the generator and other processes, so on a host of its own its limit would be higher"
+		}
+		return out
+	}
+	gcUnknown := ""
+	if topGC < 0 {
+		gcUnknown = "; GC CPU was not readable (serve /debug/vars to see it), so GC is not ruled out"
 	}
 	switch {
 	case topGC >= gcCPUSaturated || (gc >= gcCPUNotable && pgc > 0 && gc >= 2*pgc):
@@ -344,30 +383,47 @@ func saturation(res *Result) (string, []string) {
 		if gcR.GCPerSecond >= 0 {
 			s += fmt.Sprintf(" with %.1f cycles/s and p99 pause %s", gcR.GCPerSecond, fmtDur(gcR.PauseP99))
 		}
+		if cpu >= 0 {
+			s += fmt.Sprintf(", the process using %.2f of its %.0f cores", cpu, procs)
+		}
 		s += fmt.Sprintf(", and latency broke the SLO %s", at)
 		s += "; GC cost grows with the allocation rate — fewer allocations per request or a higher GOGC/GOMEMLIMIT (see `gopulse gc`) would likely raise the limit"
 		return s, ev
-	case cpu >= cpuSaturated*cores:
-		return fmt.Sprintf("%s: %s the process used %.2f of %.0f cores; it is CPU-bound", CauseCPU, cpuAt, cpu, cores), ev
-	case cpu < 0 && rt.SchedLatencyP99 >= schedSaturated:
-		return fmt.Sprintf("%s: %s runnable goroutines waited %s (p99) for a processor: the target is short of CPU (GOMAXPROCS or its CPU limit)",
-			CauseCPU, at, fmtSec(rt.SchedLatencyP99)), ev
+	case cpu >= cpuSaturated*procs:
+		return fmt.Sprintf("%s: %s the process used %.2f of its %.0f cores (GOMAXPROCS); it is CPU-bound%s%s", CauseCPU, cpuAt, cpu, procs, sharing(), gcUnknown), ev
+	case sched >= schedSaturated:
+		s := fmt.Sprintf("%s: %s runnable goroutines waited %s for a processor (p99 over the agent's trailing window at the end of the step): the target is short of CPU",
+			CauseCPU, at, fmtSec(sched))
+		if rt.ProcessCPUCores >= 0 {
+			s += fmt.Sprintf(" (it used %.2f cores, GOMAXPROCS %.0f)", rt.ProcessCPUCores, procs)
+		}
+		return s + sharing() + gcUnknown, ev
+	// A full machine is the target's limit only if the target is a major
+	// user of it: a worker-pool server idling at 0.1 cores is not helped by
+	// CPU that other processes took.
+	case rt.MachineCPUBusy >= machineSaturated && rt.ProcessCPUCores >= machineShare*float64(runtime.NumCPU()):
+		return fmt.Sprintf("%s: %s the target ran short of CPU%s%s", CauseCPU, at, sharing(), gcUnknown), ev
 	}
-	s := fmt.Sprintf("%s: %s latency broke the SLO while", CauseConcurrency, at)
+	s := fmt.Sprintf("%s: %s latency broke the SLO", CauseConcurrency, at)
+	var while []string
 	if rt.ProcessCPUCores >= 0 {
-		s += fmt.Sprintf(" process CPU stayed at %.2f cores and", rt.ProcessCPUCores)
+		while = append(while, fmt.Sprintf("process CPU stayed at %.2f of %.0f cores", rt.ProcessCPUCores, procs))
 	}
 	if gc >= 0 {
-		s += fmt.Sprintf(" GC CPU at %.0f%%", gc*100)
-	} else {
-		s = s[:len(s)-len(" and")]
+		while = append(while, fmt.Sprintf("GC CPU at %.0f%%", gc*100))
+	}
+	if rt.SchedLatencyP99 >= 0 {
+		while = append(while, fmt.Sprintf("scheduling latency p99 %s", fmtSec(rt.SchedLatencyP99)))
+	}
+	if len(while) > 0 {
+		s += " while " + joinAnd(while)
 	}
 	s += fmt.Sprintf("; achieved %.0f req/s of %.0f offered", fail.AchievedRPS, fail.OfferedRPS)
 	if prt != nil && prt.Goroutines > 0 && rt.Goroutines >= 0 && float64(rt.Goroutines) >= goroutineGrowth*float64(prt.Goroutines) {
 		s += fmt.Sprintf(", goroutines grew %d→%d (requests queueing)", prt.Goroutines, rt.Goroutines)
 	}
 	s += " — requests wait for something finite inside the target: a worker pool, lock, connection pool or downstream"
-	return s, ev
+	return s + gcUnknown, ev
 }
 
 func fmtSec(s float64) string { return fmtDur(secDur(s)) }

@@ -126,6 +126,30 @@ func TestSaturationNamesTheCause(t *testing.T) {
 			step2(1000, 1000, 0.01, true, quiet),
 			{OfferedRPS: 2000, AchievedRPS: 2000, ErrorRate: 0.3, ErrorKinds: map[string]int64{ErrHTTP5xx: 600, "dropped": 2}, Failures: []string{"errors"}, Runtime: quiet},
 		}, CauseErrors},
+		// The agent's scheduling latency, no /debug/vars: GC unknown, CPU
+		// argued from runnable goroutines waiting for a processor.
+		{"cpu from scheduling latency", []StepReport{
+			step2(1000, 1000, 0.01, true, &RuntimeStep{GCCPUFraction: -1, GCCPUSinceStart: -1, ProcessCPUCores: 0.3, SchedLatencyP99: 0.001, Procs: 4, MachineCPUBusy: -1}),
+			step2(2000, 1900, 0.5, false, &RuntimeStep{GCCPUFraction: -1, GCCPUSinceStart: -1, ProcessCPUCores: 0.8, SchedLatencyP99: 0.030, Procs: 4, MachineCPUBusy: -1}, "p99"),
+		}, CauseCPU},
+		{"cpu at its GOMAXPROCS", []StepReport{
+			step2(1000, 1000, 0.01, true, quiet),
+			step2(2000, 1900, 0.5, false, &RuntimeStep{GCCPUFraction: 0.02, ProcessCPUCores: 0.97, Procs: 1, SchedLatencyP99: -1}, "p99"),
+		}, CauseCPU},
+		{"cpu: machine shared with the generator", []StepReport{
+			step2(1000, 1000, 0.01, true, quiet),
+			step2(2000, 1900, 0.5, false, &RuntimeStep{GCCPUFraction: 0.02, ProcessCPUCores: 0.3 * float64(runtime.NumCPU()), Procs: 4 * runtime.NumCPU(), SchedLatencyP99: -1, MachineCPUBusy: 0.99}, "p99"),
+		}, CauseCPU},
+		// Other processes filled the machine, but the target barely used
+		// any of it: its limit is elsewhere.
+		{"concurrency on a machine busy with others", []StepReport{
+			step2(1000, 1000, 0.01, true, quiet),
+			step2(2000, 1600, 0.5, false, &RuntimeStep{GCCPUFraction: 0.02, ProcessCPUCores: 0.05, Procs: runtime.NumCPU(), SchedLatencyP99: -1, MachineCPUBusy: 1}, "p99"),
+		}, CauseConcurrency},
+		{"concurrency with a quiet scheduler", []StepReport{
+			step2(1000, 1000, 0.01, true, quiet),
+			step2(2000, 1600, 0.5, false, &RuntimeStep{GCCPUFraction: 0.02, ProcessCPUCores: 0.1, Procs: 4, SchedLatencyP99: 0.0002, MachineCPUBusy: 0.3}, "p99"),
+		}, CauseConcurrency},
 		{"none failed", []StepReport{step2(1000, 1000, 0.01, true, quiet)}, CauseNone},
 		{"generator", []StepReport{step2(1000, 1000, 0.01, true, quiet), {OfferedRPS: 2000, GeneratorLimited: true, GeneratorLimitedCause: "lag"}}, CauseGenerator},
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,8 +27,9 @@ type variant struct {
 	env  []string
 	args []string
 	// truth is the capacity by construction; 0 means it depends on this
-	// machine's CPU and is measured as closed-loop saturation throughput
-	// before and after the ramp (the mean is the truth; both are printed).
+	// machine's CPU and is measured in the same run as the median of three
+	// closed-loop saturation runs before the ramp (one after it checks
+	// that the machine stayed the same).
 	truth float64
 	cause string
 }
@@ -118,21 +120,27 @@ func runOne(bin string, v variant, slo loadramp.SLO, step time.Duration) (*loadr
 	}
 	url := strings.TrimPrefix(strings.TrimSpace(line), "listening ") + "/"
 	truth, note := v.truth, ""
-	var before float64
+	var runs []float64
 	if truth == 0 {
 		// The first closed-loop run warms the server up (connections, heap
-		// growth to its steady state); the second is the measurement.
+		// growth to its steady state); the median of the next three is the
+		// truth: the GC-bound server's per-request work is fixed (its
+		// allocation and live heap) and so is its GOMAXPROCS, so its
+		// saturation throughput is its capacity on this machine now.
 		if _, err = saturation(url); err != nil {
 			return nil, 0, "", err
 		}
-		if before, err = saturation(url); err != nil {
-			return nil, 0, "", err
+		for range 3 {
+			x, err := saturation(url)
+			if err != nil {
+				return nil, 0, "", err
+			}
+			runs = append(runs, x)
 		}
+		slices.Sort(runs)
+		truth = runs[1]
 	}
 	guess := truth
-	if guess == 0 {
-		guess = before
-	}
 	r, err := loadramp.Run(context.Background(), loadramp.Config{
 		Target: loadramp.Target{URL: url}, SLO: slo,
 		StartRate: guess / 8, MaxRate: guess * 4, Resolution: 0.05,
@@ -146,9 +154,8 @@ func runOne(bin string, v variant, slo loadramp.SLO, step time.Duration) (*loadr
 		if err != nil {
 			return nil, 0, "", err
 		}
-		truth = (before + after) / 2
-		note = fmt.Sprintf("truth = closed-loop saturation throughput, %.0f before and %.0f after the ramp", before, after)
-		if math.Abs(before-after) > 0.25*truth {
+		note = fmt.Sprintf("truth = median closed-loop saturation throughput before the ramp (%.0f / %.0f / %.0f); %.0f after it", runs[0], runs[1], runs[2], after)
+		if math.Abs(after-truth) > 0.15*truth || (runs[2]-runs[0]) > 0.15*truth {
 			note += " — UNSTABLE: this machine's spare CPU changed during the run; the row says little"
 		}
 	}
@@ -156,14 +163,14 @@ func runOne(bin string, v variant, slo loadramp.SLO, step time.Duration) (*loadr
 }
 
 // saturation is the server's throughput under closed-loop load with 32
-// connections for 3 s: its capacity when that is set by its CPU.
+// connections for 2 s: its capacity when that is set by its CPU.
 func saturation(url string) (float64, error) {
 	g, err := loadramp.NewGenerator(loadramp.Target{URL: url}, 32)
 	if err != nil {
 		return 0, err
 	}
 	defer g.Close()
-	r, err := g.Step(context.Background(), loadramp.StepSpec{Warmup: 500 * time.Millisecond, Duration: 3 * time.Second})
+	r, err := g.Step(context.Background(), loadramp.StepSpec{Warmup: 500 * time.Millisecond, Duration: 2 * time.Second})
 	if err != nil {
 		return 0, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -170,5 +172,129 @@ func TestRampReadsTheRealAgent(t *testing.T) {
 	s := rr.Sample(context.Background())
 	if s.Agent == nil || s.Agent.Goroutines == 0 || s.Agent.HeapGoalBytes == 0 {
 		t.Fatalf("agent status not read: %+v", s.Agent)
+	}
+}
+
+// startAgentDemo builds examples/agentdemo and starts it on 127.0.0.1 with
+// one P (so it saturates well before the generator on a small machine) and
+// the agent sampling four times a second (so its scheduling latency follows
+// short steps). It returns the service's base URL.
+func startAgentDemo(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "agentdemo")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../examples/agentdemo").CombinedOutput(); err != nil {
+		t.Fatalf("build examples/agentdemo: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GOPULSE_SAMPLE_INTERVAL=250ms", "GOPULSE_BATCH_INTERVAL=1s",
+		"GOPULSE_FLIGHT_RECORDER=off", "GOPULSE_SPOOL_DIR="+t.TempDir(), "GOPULSE_COLLECTOR=")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("agentdemo: read its address: %v", err)
+	}
+	url, ok := strings.CutPrefix(strings.TrimSpace(line), "agentdemo listening on ")
+	if !ok {
+		t.Fatalf("agentdemo printed %q", line)
+	}
+	// The agent's first sample comes after one interval.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url + "/debug/gopulse/")
+		if err == nil {
+			var st struct {
+				Goroutines int `json:"goroutines"`
+			}
+			json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if st.Goroutines > 0 {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return url
+}
+
+// TestRampAgentDemo is the issue's acceptance check in small: gopulse ramp
+// against the example service (a real child process running the gopulse
+// agent, no /debug/vars or /debug/pprof) finds a limit and names what
+// saturated, argued from the runtime signals the agent serves. The plan is
+// short and the whole run bounded by --max-time; nothing depends on how
+// fast this machine is, except that a machine too busy for the generator
+// to keep its schedule makes the ramp stop and say so, and the test skip.
+func TestRampAgentDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and loads a child process")
+	}
+	base := startAgentDemo(t)
+	var stdout, stderr bytes.Buffer
+	err := runRamp(context.Background(), []string{base + "/", "--start", "500", "--max-rate", "64000", "--resolution", "0.5",
+		"--step", "500ms", "--warmup", "200ms", "--slo", "p99<100ms,errors<1%", "--max-time", "25s", "--max-steps", "16",
+		"--format", "json"}, nil, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var got struct {
+		Max        float64 `json:"max_sustainable_rps"`
+		FirstFail  float64 `json:"first_failing_rps"`
+		Stop       string  `json:"stop_reason"`
+		Saturation string  `json:"saturation"`
+		Evidence   []string
+		Source     string `json:"runtime_source"`
+		Steps      []struct {
+			Offered float64 `json:"offered_rps"`
+			Runtime *struct {
+				Sched float64 `json:"sched_latency_p99_seconds"`
+				CPU   float64 `json:"process_cpu_cores"`
+				Procs int     `json:"procs"`
+			} `json:"runtime"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	t.Logf("progress:\n%s", stderr.String())
+	t.Logf("max %.0f req/s, first fail %.0f; %s\nsaturated: %s", got.Max, got.FirstFail, got.Stop, got.Saturation)
+	if !strings.Contains(got.Source, "agent") || strings.Contains(got.Source, "/debug/vars") || strings.Contains(got.Source, "/debug/pprof") {
+		t.Errorf("runtime source %q: want the agent only (agentdemo serves neither /debug/vars nor /debug/pprof)", got.Source)
+	}
+	read := false
+	for _, s := range got.Steps {
+		if r := s.Runtime; r != nil && r.Sched >= 0 && r.CPU >= 0 && r.Procs == 1 {
+			read = true
+		}
+	}
+	if !read {
+		t.Errorf("no step read the agent's scheduling latency and the process's CPU with GOMAXPROCS=1: %s", stdout.String())
+	}
+	if got.FirstFail == 0 && strings.Contains(got.Stop, "generator could not keep up") {
+		t.Skipf("this machine is too busy for the generator to keep its schedule: %s", got.Stop)
+	}
+	if got.FirstFail == 0 {
+		t.Fatalf("no limit found up to 64000 req/s against a one-P service: %s", got.Stop)
+	}
+	if got.Max <= 0 || got.Max >= got.FirstFail {
+		t.Errorf("max sustainable %v, first failing %v", got.Max, got.FirstFail)
+	}
+	cause, _, _ := strings.Cut(got.Saturation, ":")
+	switch cause {
+	case loadramp.CauseCPU, loadramp.CauseGC, loadramp.CauseConcurrency, loadramp.CauseErrors:
+	default:
+		t.Fatalf("saturation %q does not name a cause in the target", got.Saturation)
+	}
+	if cause != loadramp.CauseErrors && !strings.Contains(strings.Join(got.Evidence, "\n"), "scheduling latency p99") {
+		t.Errorf("evidence does not cite the agent's scheduling latency: %q", got.Evidence)
 	}
 }
