@@ -348,7 +348,7 @@ func TestNavigateFleetToBundle(t *testing.T) {
 	}
 
 	// Fleet → instance (the scraped demo).
-	b.run(t, "fleet → instance", chromedp.Click(`#fleet tbody tr td:nth-child(3) a`, chromedp.ByQuery), waitReady("instance", &state),
+	b.run(t, "fleet → instance", follow(`#fleet tbody tr td:nth-child(3) a`), waitReady("instance", &state),
 		chromedp.Location(&findings))
 	if !strings.Contains(findings, "/instance/demo/") {
 		t.Fatalf("after clicking the instance: at %s", findings)
@@ -364,7 +364,7 @@ func TestNavigateFleetToBundle(t *testing.T) {
 	b.checkClean(t, "instance (demo)")
 
 	// Instance → finding.
-	b.run(t, "instance → finding", chromedp.Click(`#inst-findings a.finding`, chromedp.ByQuery), waitReady("finding", &state),
+	b.run(t, "instance → finding", follow(`#inst-findings a.finding`), waitReady("finding", &state),
 		chromedp.WaitVisible(`#leak-chart .uplot`, chromedp.ByQuery), chromedp.Text(`#finding-body`, &findings, chromedp.ByQuery))
 	for _, want := range []string{"Evidence", "Blocked at", "Created by", "What to change"} {
 		if !strings.Contains(findings, want) {
@@ -379,7 +379,7 @@ func TestNavigateFleetToBundle(t *testing.T) {
 	b.checkClean(t, "finding")
 
 	// Finding → bundle: the goroutine groups table is there.
-	b.run(t, "finding → bundle", chromedp.Click(`#f-bundles a`, chromedp.ByQuery), waitReady("bundle", &state),
+	b.run(t, "finding → bundle", follow(`#f-bundles a`), waitReady("bundle", &state),
 		chromedp.WaitVisible(`#groups table`, chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelectorAll('#groups tbody tr').length`, &n))
 	if n == 0 {
@@ -412,7 +412,7 @@ func TestNavigateFleetToBundle(t *testing.T) {
 
 	// The server's own instance (agent): the pause heatmap has data.
 	b.run(t, "server instance", chromedp.Navigate(base+"/"), waitReady("fleet", &state),
-		chromedp.Click(`#fleet tbody tr td:nth-child(3) a[href^="/instance/gopulse/"]`, chromedp.ByQuery), waitReady("instance", &state),
+		follow(`#fleet tbody tr td:nth-child(3) a[href^="/instance/gopulse/"]`), waitReady("instance", &state),
 		chromedp.WaitVisible(`#charts .uplot`, chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelectorAll('#charts .uplot').length`, &charts),
 		chromedp.Evaluate(`+document.body.dataset.points`, &points))
@@ -436,4 +436,23 @@ func TestNavigateFleetToBundle(t *testing.T) {
 	b.takeErrors() // the 404 itself is logged by Chromium
 	t.Logf("screenshots in %s", dir)
 	_ = cdp.Node{}
+}
+
+// follow opens the page a link points to. The pages re-render their lists
+// as fresh data arrives, so a click can land on a node that was just
+// replaced ("Could not find node with given id"); reading the link's href
+// and navigating to it checks the same thing — the link exists and leads
+// there — without that race.
+func follow(sel string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var href string
+		if err := chromedp.Run(ctx, chromedp.WaitVisible(sel, chromedp.ByQuery),
+			chromedp.Evaluate(fmt.Sprintf(`document.querySelector(%q).href`, sel), &href)); err != nil {
+			return err
+		}
+		if href == "" {
+			return fmt.Errorf("link %s has no href", sel)
+		}
+		return chromedp.Navigate(href).Do(ctx)
+	})
 }
