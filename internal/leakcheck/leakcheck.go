@@ -314,27 +314,7 @@ func Files(paths []string, stdin io.Reader, sim goroutine.Similarity) (*Result, 
 	res := &Result{}
 	var times []time.Time
 	for i, p := range paths {
-		var (
-			rd    io.Reader
-			mtime time.Time
-		)
-		if p == "-" {
-			rd = stdin
-		} else {
-			f, err := os.Open(p)
-			if err != nil {
-				return nil, fmt.Errorf("open dump: %w", err)
-			}
-			defer f.Close()
-			if st, err := f.Stat(); err == nil {
-				if st.IsDir() {
-					return nil, fmt.Errorf("%s is a directory; give dump files", p)
-				}
-				mtime = st.ModTime()
-			}
-			rd = f
-		}
-		s, err := goroutine.Parse(rd, goroutine.Options{Similarity: sim})
+		s, mtime, err := parseFile(p, stdin, sim)
 		if err != nil {
 			return nil, fmt.Errorf("%s (file %d of %d): %w", p, i+1, len(paths), err)
 		}
@@ -361,4 +341,27 @@ func Files(paths []string, stdin io.Reader, sim goroutine.Similarity) (*Result, 
 	}
 	res.Report = goroutine.Analyze(res.Snapshots, goroutine.AnalyzeOptions{})
 	return res, nil
+}
+
+// parseFile parses one dump file ("-" is r) and returns its modification
+// time, zero for stdin.
+func parseFile(p string, r io.Reader, sim goroutine.Similarity) (*goroutine.Snapshot, time.Time, error) {
+	if p == "-" {
+		s, err := goroutine.Parse(r, goroutine.Options{Similarity: sim})
+		return s, time.Time{}, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("open dump: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("stat dump: %w", err)
+	}
+	if st.IsDir() {
+		return nil, time.Time{}, fmt.Errorf("a directory; give dump files")
+	}
+	s, err := goroutine.Parse(f, goroutine.Options{Similarity: sim})
+	return s, st.ModTime(), err
 }
