@@ -17,20 +17,48 @@ import (
 //	GC CPU    = cycles/s · cost per cycle
 //	peak heap = goal · overshoot
 //
-// Cost per cycle (CPU-seconds, idle marking included) is a fixed part
-// (the stop-the-world phases) plus a mark part proportional to the bytes
-// scanned (live heap + roots). κ ("runway efficiency": bytes allocated per
-// cycle over goal − live) and the overshoot are measured, not assumed: the
-// trigger sits below the goal and allocation continues during marking.
+// κ ("runway efficiency": bytes allocated per cycle over goal − live) and
+// the overshoot are measured, not assumed: the trigger sits below the goal
+// and allocation continues during marking.
+//
+// Cost per cycle, where the source has per-cycle phases (gctrace), follows
+// how the runtime schedules marking rather than one constant:
+//
+//	GC CPU per cycle = STW + u·GOMAXPROCS·T + assists      (runtime's GCCPUFraction: idle marking out)
+//	GC work per cycle = STW + w·(live + roots)             (all GC CPU, idle marking in)
+//	assists           = baseline assists + max(0, W·(1 − Tₐ/T))
+//	Tₐ                = 0.3·(goal − live) ÷ alloc rate
+//
+// T is the mark phase's wall time and u the background workers' share of
+// each P during it (25% by the runtime's design; both measured); idle
+// Ps mark the rest for free. The trigger sits at least 70% of the way from
+// the marked heap to the goal (the runtime's minTriggerRatio 45/64), so
+// marking has at most Tₐ of allocation to finish in: when the allocation
+// rate outruns that (a low GOGC, or a memory limit pinning the goal near
+// the live heap), mutator assists do the missing share of the mark work W
+// — work that idle Ps would otherwise have done unaccounted.
 type Model struct {
 	LiveHeap    float64 // bytes marked per cycle
 	Roots       float64 // stack and globals bytes scanned per cycle
 	AllocRate   float64 // bytes/s
 	Procs       int
 	FixedCost   float64 // CPU-seconds per cycle, independent of the heap
-	MarkPerByte float64 // CPU-seconds per byte scanned
-	Runway      float64 // κ
-	Overshoot   float64 // peak heap ÷ goal
+	MarkPerByte float64 // CPU-seconds per byte scanned, idle marking out
+	// WorkPerByte is mark CPU per byte scanned with idle marking in:
+	// the whole mark work W = WorkPerByte·(live + roots). 0 when the
+	// source does not split idle marking out.
+	WorkPerByte float64
+	// BackgroundUtil is the background mark workers' CPU per P per
+	// second of marking (the runtime aims at 0.25); AssistPerCycle the
+	// assist CPU per cycle in the calibration data. Both are 0 without
+	// per-cycle phases, and the model falls back to MarkPerByte.
+	BackgroundUtil float64
+	AssistPerCycle float64
+	// CalibGap is goal − live in the calibration data, where the
+	// measured assists already include any runway shortage.
+	CalibGap  float64
+	Runway    float64 // κ
+	Overshoot float64 // peak heap ÷ goal
 	// Memory GOMEMLIMIT counts besides heap objects (stacks, GC
 	// metadata, fragmentation): NonHeap + NonHeapFrac × heap goal.
 	NonHeap     float64
@@ -56,6 +84,13 @@ type Prediction struct {
 	PeakHeap        float64 `json:"peak_heap_bytes"`
 	CyclesPerSecond float64 `json:"cycles_per_second"`
 	GCCPUFraction   float64 `json:"gc_cpu_fraction"`
+	// AssistFraction is the part of GCCPUFraction done by mutator assists:
+	// the latency tax on the program's own goroutines.
+	AssistFraction float64 `json:"gc_assist_fraction"`
+	// GCWorkFraction is all GC CPU, idle-priority marking included, over
+	// CPU capacity: what the GC burns (idle marking still counts against a
+	// CPU quota). 0 when the calibration source does not show idle marking.
+	GCWorkFraction float64 `json:"gc_work_fraction,omitempty"`
 	// MemoryLimited: GOMEMLIMIT, not GOGC, sets the goal.
 	MemoryLimited bool `json:"memory_limited"`
 	// DeathSpiral: the limit leaves the GC so little runway that it would
@@ -119,7 +154,7 @@ func Calibrate(d *Data) (Model, error) {
 	case d.Source == "gctrace" && len(d.Cycles) >= 2:
 		cs := steady(d.Cycles)
 		var n int
-		var cpu, stw, alloc, lives, roots, goals, mark float64
+		var cpu, stw, alloc, lives, roots, goals, mark, idle, assist, bg float64
 		for i := 0; i+1 < len(cs); i++ {
 			c, next := cs[i], cs[i+1]
 			if c.Forced || next.Forced || next.N != c.N+1 {
@@ -129,6 +164,9 @@ func Calibrate(d *Data) (Model, error) {
 			cpu += c.GCCPU().Seconds()
 			stw += c.STWCPU.Seconds()
 			mark += c.Mark.Seconds()
+			idle += c.IdleCPU.Seconds()
+			assist += c.AssistCPU.Seconds()
+			bg += c.BackgroundCPU.Seconds()
 			lives += float64(c.HeapLive)
 			roots += float64(c.Stacks + c.Globals)
 			goals += float64(next.HeapGoal)
@@ -149,6 +187,12 @@ func Calibrate(d *Data) (Model, error) {
 		m.FixedCost = stw / float64(n)
 		m.MarkWall = time.Duration(mark / float64(n) * 1e9)
 		m.MarkPerByte = (cpu - stw) / float64(n) / (m.LiveHeap + m.Roots)
+		m.WorkPerByte = (cpu + idle - stw) / float64(n) / (m.LiveHeap + m.Roots)
+		m.AssistPerCycle = assist / float64(n)
+		m.CalibGap = goal - m.LiveHeap
+		if mark > 0 {
+			m.BackgroundUtil = bg / mark / float64(m.Procs)
+		}
 		perCycleAlloc := alloc / float64(n)
 		m.CyclesPerSecond = float64(len(cs)-1) / m.Window.Seconds()
 		m.AllocRate = perCycleAlloc * m.CyclesPerSecond
@@ -242,8 +286,12 @@ func (m Model) Predict(gogc int, limit int64) Prediction {
 		p.CyclesPerSecond = 1 / m.MarkWall.Seconds()
 		p.Saturated = true
 	}
-	cost := m.FixedCost + m.MarkPerByte*(m.LiveHeap+m.Roots)
+	cost, assist, work := m.cycleCost(max(goal-m.LiveHeap, floor))
 	p.GCCPUFraction = p.CyclesPerSecond * cost / float64(m.Procs)
+	p.AssistFraction = p.CyclesPerSecond * assist / float64(m.Procs)
+	if work > 0 {
+		p.GCWorkFraction = p.CyclesPerSecond * work / float64(m.Procs)
+	}
 	// Under GOGC the heap overshoots its goal by what is allocated while
 	// marking; under a memory limit the pacer holds the goal itself.
 	p.PeakHeap = max(goal*m.Overshoot, m.LiveHeap)
@@ -256,6 +304,41 @@ func (m Model) Predict(gogc int, limit int64) Prediction {
 	p.Saturated = p.Saturated || p.GCCPUFraction > 0.5
 	p.DeathSpiral = p.MemoryLimited && p.Saturated
 	return p
+}
+
+// minTriggerRatio is how far from the marked heap to the goal the
+// runtime's trigger sits at least (mgcpacer.go: minTriggerRatioNum/
+// triggerRatioDen = 45/64): marking gets at most the rest of the runway.
+const minTriggerRatio = 45.0 / 64
+
+// cycleCost is the CPU per cycle the runtime accounts to the GC (idle
+// marking out), its assist part, and the whole GC work (idle marking in;
+// 0 when the calibration could not split it), for a heap goal dist bytes
+// above the marked heap.
+func (m Model) cycleCost(dist float64) (cost, assist, work float64) {
+	scanned := m.LiveHeap + m.Roots
+	if m.MarkWall <= 0 || m.WorkPerByte <= 0 || m.BackgroundUtil <= 0 {
+		// No per-cycle phases: one calibrated cost per byte.
+		return m.FixedCost + m.MarkPerByte*scanned, 0, 0
+	}
+	w := m.WorkPerByte * scanned
+	t := m.MarkWall.Seconds()
+	// short is the share of the mark work the background and idle
+	// workers cannot finish before the heap reaches the goal: marking may
+	// take (1 − minTriggerRatio)·gap of allocation.
+	short := func(gap float64) float64 {
+		if gap <= 0 || m.AllocRate <= 0 {
+			return 0
+		}
+		return max(0, 1-(1-minTriggerRatio)*gap/m.AllocRate/t)
+	}
+	// Only the shortage beyond the calibration's is new: its assists
+	// are already in AssistPerCycle.
+	sh := short(dist)
+	assist = max(m.AssistPerCycle+w*(sh-short(m.CalibGap)), 0)
+	bg := m.BackgroundUtil * float64(m.Procs) * t * (1 - sh)
+	assist = min(assist, max(w-bg, 0))
+	return m.FixedCost + bg + assist, assist, m.FixedCost + w
 }
 
 // FreqPoint is GC frequency, GC CPU and heap utilisation over one window.
@@ -340,7 +423,10 @@ func FitPower(pts []FreqPoint) PowerFit {
 	}
 	type res struct{ beta, a, g, rss float64 }
 	var grid []res
-	for b := 0.2; b <= 4.0001; b += 0.01 {
+	// An integer grid: a float accumulator would end at 3.9999… and
+	// hide an interval that reaches the bound.
+	for i := 20; i <= 400; i++ {
+		b := float64(i) / 100
 		a, g, rss := linFit2(pts, b)
 		grid = append(grid, res{b, a, g, rss})
 	}
@@ -366,7 +452,7 @@ func FitPower(pts []FreqPoint) PowerFit {
 		}
 	}
 	switch {
-	case f.BetaLow <= 0.2 || f.BetaHigh >= 4:
+	case f.BetaLow <= 0.2+1e-9 || f.BetaHigh >= 4-1e-9:
 		f.Reason = fmt.Sprintf("β's 95%% interval [%.2f, %.2f] reaches the search bounds: the data do not pin β down", f.BetaLow, f.BetaHigh)
 	case f.R2 < 0.5:
 		f.Reason = fmt.Sprintf("the relation explains only %.0f%% of the variance", f.R2*100)

@@ -164,6 +164,15 @@ func TestFitPower(t *testing.T) {
 	if f := FitPower(gen(40, 0.5, 20, 3)); f.OK {
 		t.Errorf("pure noise must be refused: %+v", f)
 	}
+	// A steeper relation than the grid holds: the interval touches 4.
+	var steep []FreqPoint
+	for i := 0; i < 20; i++ {
+		f := 0.5 * math.Pow(4, float64(i)/19)
+		steep = append(steep, FreqPoint{Freq: f, CPU: 0.001 * math.Pow(f, 5) * (1 + 0.01*rng.NormFloat64()), HeapUtil: 0.5})
+	}
+	if f := FitPower(steep); f.OK || !strings.Contains(f.Reason, "search bounds") {
+		t.Errorf("β beyond the grid must be refused: %+v", f)
+	}
 }
 
 func TestRealMemStats(t *testing.T) {
@@ -284,5 +293,47 @@ func TestRealMetrics(t *testing.T) {
 	}
 	if _, err := FromMetrics(series[:1], Settings{}); !errors.Is(err, ErrNoSamples) {
 		t.Errorf("one sample: %v", err)
+	}
+}
+
+func TestPredictAssists(t *testing.T) {
+	// 64 MiB scanned, 100 MiB/s, 80 ms of marking at 25% of 2 Ps; the
+	// whole mark work is 160 ms per cycle. Calibrated at GOGC=100 (gap
+	// 64 MiB): marking may take 0.3·64/100 = 192 ms > 80 ms, no shortage.
+	m := Model{LiveHeap: 64 << 20, AllocRate: 100 << 20, Procs: 2, FixedCost: 0.001,
+		MarkPerByte: 0.041 / (64 << 20), WorkPerByte: 0.160 / (64 << 20), BackgroundUtil: 0.25,
+		MarkWall: 80 * time.Millisecond, Runway: 1, Overshoot: 1, CalibGap: 64 << 20}
+	tests := []struct {
+		name         string
+		gogc         int
+		limit        int64
+		cost, assist float64 // CPU-seconds per cycle
+	}{
+		{"calibration point", 100, NoLimit, 0.001 + 0.04, 0},
+		{"long runway", 400, NoLimit, 0.001 + 0.04, 0},
+		// gap 16 MiB: (19/64)·16/100 s = 47.5 ms of 80 → 40.6% of 160 ms
+		// assisted; background only for 47.5 ms: 0.25·2·0.0475.
+		{"GOGC=25", 25, NoLimit, 0.001 + 0.5*0.0475 + (1-0.0475/0.08)*0.160, (1 - 0.0475/0.08) * 0.160},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := m.Predict(tt.gogc, tt.limit)
+			cost := p.GCCPUFraction * 2 / p.CyclesPerSecond
+			assist := p.AssistFraction * 2 / p.CyclesPerSecond
+			if !near(cost, tt.cost, 0.01) || math.Abs(assist-tt.assist) > 1e-6 {
+				t.Errorf("cost %.4f assist %.4f per cycle; want %.4f %.4f", cost, assist, tt.cost, tt.assist)
+			}
+			if work := p.GCWorkFraction * 2 / p.CyclesPerSecond; !near(work, 0.161, 1e-6) {
+				t.Errorf("work %.4f per cycle, want 0.161: assists move work, they do not add it", work)
+			}
+		})
+	}
+	// A calibration already short of runway keeps its own assists at its
+	// own setting.
+	m.CalibGap = 16 << 20
+	m.AssistPerCycle = 0.05
+	p := m.Predict(25, NoLimit)
+	if a := p.AssistFraction * 2 / p.CyclesPerSecond; !near(a, 0.05, 1e-9) {
+		t.Errorf("self-prediction of assists %.4f, want 0.05", a)
 	}
 }

@@ -250,6 +250,21 @@ func main() {
 		"heap_goal_bytes":   after.goal,
 		"limiter_last":      after.limiter,
 		"non_heap_bytes":    after.nonHeap,
+		// Dedicated and fractional workers, and the stop-the-world phases
+		// (charged as wall time × GOMAXPROCS, as gctrace does).
+		"gc_dedicated_seconds": after.dedicated - before.dedicated,
+		"gc_pause_seconds":     after.pause - before.pause,
+		// Ps idle; total − idle is the P time the program was busy.
+		"idle_p_seconds": after.idleP - before.idleP,
+	}
+	// The OS's view: CPU actually received and time spent waiting for a
+	// CPU. Run delay well above zero means other jobs shared the CPUs and
+	// the runtime's wall-time accounting overstates GC CPU.
+	if before.processCPU >= 0 && after.processCPU >= 0 {
+		rep["process_cpu_seconds"] = after.processCPU - before.processCPU
+	}
+	if before.runDelay >= 0 && after.runDelay >= 0 {
+		rep["run_delay_seconds"] = after.runDelay - before.runDelay
 	}
 	evMu.Lock()
 	if len(giveUps) > 0 {
@@ -299,8 +314,10 @@ func makeChain(n int) *node {
 type totals struct {
 	cycles                     uint64
 	gc, assist, idle, total    float64
+	dedicated, pause, idleP    float64
 	alloc, live, goal, limiter uint64
 	nonHeap                    uint64
+	processCPU, runDelay       float64
 }
 
 var totalNames = []string{
@@ -317,6 +334,9 @@ var totalNames = []string{
 	"/memory/classes/heap/objects:bytes",
 	"/memory/classes/heap/free:bytes",
 	"/memory/classes/heap/released:bytes",
+	"/cpu/classes/gc/mark/dedicated:cpu-seconds",
+	"/cpu/classes/gc/pause:cpu-seconds",
+	"/cpu/classes/idle:cpu-seconds",
 }
 
 func readTotals() totals {
@@ -331,7 +351,9 @@ func readTotals() totals {
 		live: s[6].Value.Uint64(), goal: s[7].Value.Uint64(), limiter: s[8].Value.Uint64(),
 		// What GOMEMLIMIT counts besides heap objects (the runtime's
 		// mappedReady − heapFree − heapAlloc).
-		nonHeap: s[9].Value.Uint64() - s[10].Value.Uint64() - s[11].Value.Uint64() - s[12].Value.Uint64(),
+		nonHeap:   s[9].Value.Uint64() - s[10].Value.Uint64() - s[11].Value.Uint64() - s[12].Value.Uint64(),
+		dedicated: s[13].Value.Float64(), pause: s[14].Value.Float64(), idleP: s[15].Value.Float64(),
+		processCPU: processCPU(), runDelay: runDelay(),
 	}
 }
 
