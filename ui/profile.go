@@ -69,24 +69,37 @@ const (
 	maxNodes  = 20000
 )
 
-func (h *handler) serveProfile(w http.ResponseWriter, r *http.Request) {
+// openBundleFile opens the bundle file named by the request's bundle= and
+// file= parameters, answering the error itself when it cannot (ok false).
+// available is false when the server was built without what the endpoint
+// needs.
+func (h *handler) openBundleFile(w http.ResponseWriter, r *http.Request, example string, available bool) (id, file string, rc io.ReadCloser, ok bool) {
 	q := r.URL.Query()
-	id, file := q.Get("bundle"), q.Get("file")
+	id, file = q.Get("bundle"), q.Get("file")
 	if id == "" || file == "" {
-		jsonError(w, http.StatusBadRequest, "need bundle= and file=, e.g. /ui/api/profile?bundle=ID&file=heap.pb.gz")
-		return
+		jsonError(w, http.StatusBadRequest, "need bundle= and file=, e.g. "+example)
+		return "", "", nil, false
 	}
-	if h.opts.OpenBundleFile == nil {
-		jsonError(w, http.StatusNotImplemented, "this server was built without access to bundle files")
-		return
+	if !available || h.opts.OpenBundleFile == nil {
+		jsonError(w, http.StatusNotImplemented, "this server was built without access to this bundle view")
+		return "", "", nil, false
 	}
 	rc, err := h.opts.OpenBundleFile(r.Context(), id, file)
 	if err != nil {
 		if h.opts.IsNotFound != nil && h.opts.IsNotFound(err) {
 			jsonError(w, http.StatusNotFound, fmt.Sprintf("bundle %s has no file %s", id, file))
-			return
+			return "", "", nil, false
 		}
 		jsonError(w, http.StatusInternalServerError, fmt.Sprintf("open %s of bundle %s: %v", file, id, err))
+		return "", "", nil, false
+	}
+	return id, file, rc, true
+}
+
+func (h *handler) serveProfile(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	id, file, rc, ok := h.openBundleFile(w, r, "/ui/api/profile?bundle=ID&file=heap.pb.gz", h.opts.OpenBundleFile != nil)
+	if !ok {
 		return
 	}
 	defer rc.Close()

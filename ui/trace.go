@@ -68,23 +68,8 @@ var ErrNotTrace = errors.New("not a readable Go execution trace")
 // serveTrace answers /ui/api/trace?bundle=ID&file=trace.out with the
 // TraceSummary of that bundle file.
 func (h *handler) serveTrace(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	id, file := q.Get("bundle"), q.Get("file")
-	if id == "" || file == "" {
-		jsonError(w, http.StatusBadRequest, "need bundle= and file=, e.g. /ui/api/trace?bundle=ID&file=trace.out")
-		return
-	}
-	if h.opts.OpenBundleFile == nil || h.opts.SummarizeTrace == nil {
-		jsonError(w, http.StatusNotImplemented, "this server was built without trace summaries")
-		return
-	}
-	rc, err := h.opts.OpenBundleFile(r.Context(), id, file)
-	if err != nil {
-		if h.opts.IsNotFound != nil && h.opts.IsNotFound(err) {
-			jsonError(w, http.StatusNotFound, fmt.Sprintf("bundle %s has no file %s", id, file))
-			return
-		}
-		jsonError(w, http.StatusInternalServerError, fmt.Sprintf("open %s of bundle %s: %v", file, id, err))
+	id, file, rc, ok := h.openBundleFile(w, r, "/ui/api/trace?bundle=ID&file=trace.out", h.opts.SummarizeTrace != nil)
+	if !ok {
 		return
 	}
 	defer rc.Close()
