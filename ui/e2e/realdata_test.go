@@ -195,25 +195,13 @@ func TestRenderSpeedRealStore(t *testing.T) {
 
 	b := newBrowser(t)
 	var state string
-	measure := func(page, url string) float64 {
-		best := math.Inf(1)
-		for i := 0; i < 3; i++ { // the first load also compiles the script; take the best of three
-			var at string
-			b.run(t, "open "+url, chromedp.Navigate(url), waitReady(page, &state), chromedp.Evaluate(`document.body.dataset.readyAt`, &at))
-			ms, _ := strconv.ParseFloat(at, 64)
-			t.Logf("%s: ready after %.0f ms (load %d)", url, ms, i+1)
-			best = math.Min(best, ms)
-		}
-		b.checkClean(t, url)
-		return best
-	}
-	fleet := measure("fleet", srv.URL+"/")
+	fleet := b.bestReady(t, "fleet", srv.URL+"/")
 	var rows int
 	b.run(t, "rows", chromedp.Evaluate(`document.querySelectorAll('#fleet tbody tr[data-k]').length`, &rows))
 	if rows != 1000 {
 		t.Errorf("fleet shows %d rows, want 1000", rows)
 	}
-	inst := measure("instance", srv.URL+"/instance/web/web-1?range=168h")
+	inst := b.bestReady(t, "instance", srv.URL+"/instance/web/web-1?range=168h")
 	var points int
 	b.run(t, "points", chromedp.Evaluate(`+document.body.dataset.points`, &points))
 	if points < 1000 {
