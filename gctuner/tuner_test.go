@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"testing"
@@ -277,13 +278,21 @@ func TestRealRuntime(t *testing.T) {
 
 	var mu sync.Mutex
 	var events []Event
+	// runtimeGOGC records the runtime's GOGC as each event is delivered:
+	// OnEvent runs on the tuner's goroutine right after it applied the
+	// decision, so this is the setting the event describes even if a later
+	// decision raises GOGC again before the test looks.
+	runtimeGOGC := map[time.Time]int{}
 	got := make(chan Event, 100)
 	tu, err := Start(context.Background(), Config{
 		FS: os.DirFS(root), LimitInterval: 20 * time.Millisecond, Interval: 20 * time.Millisecond,
 		MinChangeInterval: 50 * time.Millisecond, TargetGCCPU: 0.01, MaxGOGC: 400,
 		OnEvent: func(e Event) {
+			gogc := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+			metrics.Read(gogc)
 			mu.Lock()
 			events = append(events, e)
+			runtimeGOGC[e.Time] = int(gogc[0].Value.Uint64())
 			mu.Unlock()
 			select {
 			case got <- e:
@@ -327,10 +336,11 @@ func TestRealRuntime(t *testing.T) {
 	e := waitFor(t, got, func(e Event) bool { return e.Kind == "gogc" && e.NewGOGC > e.OldGOGC })
 	close(stop)
 	wg.Wait()
-	if g := debug.SetGCPercent(-1); g != e.NewGOGC {
-		t.Errorf("runtime GOGC %d, event says %d", g, e.NewGOGC)
-	} else {
-		debug.SetGCPercent(g)
+	mu.Lock()
+	g := runtimeGOGC[e.Time]
+	mu.Unlock()
+	if g != e.NewGOGC {
+		t.Errorf("runtime GOGC %d when the event arrived, event says %d", g, e.NewGOGC)
 	}
 	tu.Stop()
 	if g, l := debug.SetGCPercent(origGOGC), debug.SetMemoryLimit(-1); g != origGOGC || l != origLimit {
