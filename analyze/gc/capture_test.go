@@ -49,6 +49,8 @@ var captures = []struct {
 	{"memlimit", []string{"GOMEMLIMIT=72MiB", "GOGC=400"}, []string{"-live", "40", "-rate", "150", "-duration", "3s"}, false},
 	{"gogc50", []string{"GOGC=50"}, []string{"-live", "24", "-rate", "80", "-duration", "2s"}, false},
 	{"interleaved", nil, []string{"-live", "16", "-rate", "60", "-duration", "2s", "-http", "127.0.0.1:0"}, true},
+	// CPU-bound on one P: no idle Ps, so no idle-priority marking.
+	{"cpubound", []string{"GOMAXPROCS=1"}, []string{"-live", "16", "-rate", "0", "-work", "100000", "-duration", "4s"}, false},
 }
 
 func TestCapture(t *testing.T) {

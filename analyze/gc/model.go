@@ -37,6 +37,21 @@ import (
 // rate outruns that (a low GOGC, or a memory limit pinning the goal near
 // the live heap), mutator assists do the missing share of the mark work W
 // — work that idle Ps would otherwise have done unaccounted.
+//
+// A CPU-bound program (no idle P while marking, so no idle-priority
+// marking in the calibration: a batch job, a saturated service) is a
+// closed loop instead: every P-second the GC takes is a P-second the
+// program does not compute or allocate in. Then all mark work is
+// accounted, the cost per cycle is c = STW + W whichever worker does it,
+// and with a the bytes allocated per second of mutator P time,
+//
+//	rate     = a·GOMAXPROCS·(1 − f)
+//	f        = cycles/s · c ÷ GOMAXPROCS = k ÷ (1 + k),   k = a·c ÷ (κ·(goal − live))
+//
+// This holds for GOMAXPROCS=1 too, where the runtime's 25% background goal
+// is met by a fractional worker (a quarter of the one P, mgcpacer.go's
+// fractionalUtilizationGoal) rather than a dedicated one: the split of W
+// between that worker and assists changes, its total does not.
 type Model struct {
 	LiveHeap    float64 // bytes marked per cycle
 	Roots       float64 // stack and globals bytes scanned per cycle
@@ -54,6 +69,14 @@ type Model struct {
 	// per-cycle phases, and the model falls back to MarkPerByte.
 	BackgroundUtil float64
 	AssistPerCycle float64
+	// CPUBound: the calibration showed no idle-priority marking (at most
+	// 2% of mark CPU), so no P was idle while marking and the GC's CPU
+	// comes out of the program's throughput: Predict solves the closed
+	// loop above instead of holding AllocRate fixed.
+	CPUBound bool
+	// MutatorAllocRate is bytes allocated per second of P time left to
+	// the program (capacity less all GC CPU) in the calibration: a above.
+	MutatorAllocRate float64
 	// CalibGap is goal − live in the calibration data, where the
 	// measured assists already include any runway shortage.
 	CalibGap  float64
@@ -198,6 +221,7 @@ func Calibrate(d *Data) (Model, error) {
 		m.AllocRate = perCycleAlloc * m.CyclesPerSecond
 		m.GCCPUFraction = cpu / float64(n) * m.CyclesPerSecond / float64(m.Procs)
 		m.Runway = perCycleAlloc / (goal - m.LiveHeap)
+		m.setCPUBound(cpu, idle, (cpu+idle)/float64(n)*m.CyclesPerSecond/float64(m.Procs))
 	default:
 		if d.NumCycles < minModelCycles {
 			return m, fmt.Errorf("%w: %d GC cycles in the window (need %d)", ErrCannotModel, d.NumCycles, minModelCycles)
@@ -219,6 +243,10 @@ func Calibrate(d *Data) (Model, error) {
 		m.GCCPUFraction = d.GCCPU.Seconds() / d.Capacity.Seconds()
 		m.Runway = (m.AllocRate / m.CyclesPerSecond) / (goal - m.LiveHeap)
 		peak = float64(d.PeakHeap)
+		if d.Source == "runtime/metrics" && !slices.Contains(d.Unknown, "idle_mark_fraction") {
+			gc, idle := d.GCCPU.Seconds(), d.IdleCPU.Seconds()
+			m.setCPUBound(gc, idle, (gc+idle)/d.Capacity.Seconds())
+		}
 		if d.RuntimeBytes > 0 && d.PeakHeap > 0 && d.RuntimeBytes > d.PeakHeap {
 			m.NonHeap, m.NonHeapFrac, m.NonHeapEst = float64(d.RuntimeBytes-d.PeakHeap), 0, false
 		}
@@ -241,6 +269,23 @@ func Calibrate(d *Data) (Model, error) {
 		}
 	}
 	return m, nil
+}
+
+// cpuBoundIdleShare is the largest share of mark CPU done by idle-priority
+// workers for which calibration treats the program as CPU-bound: a few
+// idle moments (a timer, a blocking syscall) do not make a program
+// demand-bound.
+const cpuBoundIdleShare = 0.02
+
+// setCPUBound marks the model CPU-bound when idle marking was at most
+// cpuBoundIdleShare of the GC's CPU, and derives the mutator's allocation
+// rate per P-second from frac, all GC CPU over capacity.
+func (m *Model) setCPUBound(gcCPU, idleCPU, frac float64) {
+	if gcCPU <= 0 || idleCPU > cpuBoundIdleShare*(gcCPU+idleCPU) || frac >= 1 || m.Procs <= 0 {
+		return
+	}
+	m.CPUBound = true
+	m.MutatorAllocRate = m.AllocRate / (float64(m.Procs) * (1 - frac))
 }
 
 // LimitGoal is the heap goal the runtime derives from a memory limit:
@@ -280,13 +325,22 @@ func (m Model) Predict(gogc int, limit int64) Prediction {
 	if runway < floor {
 		runway = floor
 	}
-	p.CyclesPerSecond = m.AllocRate / runway
-	if m.MarkWall > 0 && p.CyclesPerSecond > 1/m.MarkWall.Seconds() {
+	rate := m.AllocRate
+	if m.CPUBound && m.MutatorAllocRate > 0 {
+		// The closed loop: the GC's share of the CPU is taken from the
+		// allocation that drives it (see Model). The cost per cycle does
+		// not depend on the rate, so the loop solves in closed form.
+		c := m.FixedCost + m.markWork()
+		k := m.MutatorAllocRate * c / runway
+		rate = m.MutatorAllocRate * float64(m.Procs) / (1 + k)
+	}
+	p.CyclesPerSecond = rate / runway
+	if !m.CPUBound && m.MarkWall > 0 && p.CyclesPerSecond > 1/m.MarkWall.Seconds() {
 		// Back-to-back cycles: the GC is always on.
 		p.CyclesPerSecond = 1 / m.MarkWall.Seconds()
 		p.Saturated = true
 	}
-	cost, assist, work := m.cycleCost(max(goal-m.LiveHeap, floor))
+	cost, assist, work := m.cycleCost(max(goal-m.LiveHeap, floor), rate)
 	p.GCCPUFraction = p.CyclesPerSecond * cost / float64(m.Procs)
 	p.AssistFraction = p.CyclesPerSecond * assist / float64(m.Procs)
 	if work > 0 {
@@ -315,30 +369,48 @@ const minTriggerRatio = 45.0 / 64
 // marking out), its assist part, and the whole GC work (idle marking in;
 // 0 when the calibration could not split it), for a heap goal dist bytes
 // above the marked heap.
-func (m Model) cycleCost(dist float64) (cost, assist, work float64) {
+func (m Model) cycleCost(dist, rate float64) (cost, assist, work float64) {
 	scanned := m.LiveHeap + m.Roots
 	if m.MarkWall <= 0 || m.WorkPerByte <= 0 || m.BackgroundUtil <= 0 {
 		// No per-cycle phases: one calibrated cost per byte.
-		return m.FixedCost + m.MarkPerByte*scanned, 0, 0
+		c := m.FixedCost + m.MarkPerByte*scanned
+		if m.CPUBound {
+			return c, 0, c
+		}
+		return c, 0, 0
 	}
 	w := m.WorkPerByte * scanned
 	t := m.MarkWall.Seconds()
 	// short is the share of the mark work the background and idle
 	// workers cannot finish before the heap reaches the goal: marking may
 	// take (1 − minTriggerRatio)·gap of allocation.
-	short := func(gap float64) float64 {
-		if gap <= 0 || m.AllocRate <= 0 {
+	short := func(gap, r float64) float64 {
+		if gap <= 0 || r <= 0 {
 			return 0
 		}
-		return max(0, 1-(1-minTriggerRatio)*gap/m.AllocRate/t)
+		return max(0, 1-(1-minTriggerRatio)*gap/r/t)
 	}
 	// Only the shortage beyond the calibration's is new: its assists
 	// are already in AssistPerCycle.
-	sh := short(dist)
-	assist = max(m.AssistPerCycle+w*(sh-short(m.CalibGap)), 0)
-	bg := m.BackgroundUtil * float64(m.Procs) * t * (1 - sh)
+	sh := short(dist, rate) - short(m.CalibGap, m.AllocRate)
+	assist = max(m.AssistPerCycle+w*sh, 0)
+	if m.CPUBound {
+		// No idle P: whatever the background worker does not mark,
+		// assists do, and all of it is accounted.
+		return m.FixedCost + w, min(assist, w), m.FixedCost + w
+	}
+	bg := m.BackgroundUtil * float64(m.Procs) * t * (1 - short(dist, rate))
 	assist = min(assist, max(w-bg, 0))
 	return m.FixedCost + bg + assist, assist, m.FixedCost + w
+}
+
+// markWork is the whole mark work per cycle, idle marking included where
+// the calibration split it out.
+func (m Model) markWork() float64 {
+	if m.WorkPerByte > 0 {
+		return m.WorkPerByte * (m.LiveHeap + m.Roots)
+	}
+	return m.MarkPerByte * (m.LiveHeap + m.Roots)
 }
 
 // FreqPoint is GC frequency, GC CPU and heap utilisation over one window.

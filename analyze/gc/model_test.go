@@ -337,3 +337,85 @@ func TestPredictAssists(t *testing.T) {
 		t.Errorf("self-prediction of assists %.4f, want 0.05", a)
 	}
 }
+
+// A CPU-bound program pays for the GC out of its own throughput: the
+// closed loop f = k/(1+k), k = a·c ÷ runway.
+func TestPredictCPUBound(t *testing.T) {
+	const mib = 1 << 20
+	// a = 100 MiB per mutator P-second, c = 0.05 s per cycle, κ = 1, 1 P.
+	m := Model{LiveHeap: 50 * mib, AllocRate: 80 * mib, Procs: 1, FixedCost: 0.001, MarkPerByte: 0.049 / (50 * mib),
+		Runway: 1, Overshoot: 1, CPUBound: true, MutatorAllocRate: 100 * mib, NonHeap: 5 * mib}
+	tests := []struct {
+		name      string
+		gogc      int
+		limit     int64
+		gap       float64 // goal − live, MiB
+		saturated bool
+	}{
+		{"GOGC=100", 100, NoLimit, 50, false},
+		{"GOGC=400", 400, NoLimit, 200, false},
+		{"GOGC=25", 25, NoLimit, 12.5, false},
+		// limit 60 MiB: goal (60−5)·0.97 = 53.35 MiB, gap 3.35 MiB: k = 100·0.05/3.35 ≈ 1.49.
+		{"tight limit", 100, 60 * mib, 55*0.97 - 50, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := m.Predict(tt.gogc, tt.limit)
+			k := 100 * 0.05 / tt.gap
+			f := k / (1 + k)
+			rate := 100 * (1 - f) // MiB/s
+			if !near(p.GCCPUFraction, f, 1e-9) || !near(p.CyclesPerSecond, rate/tt.gap, 1e-9) {
+				t.Errorf("f %.4f cps %.4f, want %.4f %.4f", p.GCCPUFraction, p.CyclesPerSecond, f, rate/tt.gap)
+			}
+			if p.GCWorkFraction != p.GCCPUFraction {
+				t.Errorf("work %.4f ≠ GC CPU %.4f: with no idle P all GC work is accounted", p.GCWorkFraction, p.GCCPUFraction)
+			}
+			if p.Saturated != tt.saturated {
+				t.Errorf("saturated %v, want %v", p.Saturated, tt.saturated)
+			}
+		})
+	}
+	// The open-loop model on the same numbers would charge k, not k/(1+k).
+	open := m
+	open.CPUBound, open.AllocRate = false, m.MutatorAllocRate
+	if po, pc := open.Predict(25, NoLimit), m.Predict(25, NoLimit); po.GCCPUFraction <= pc.GCCPUFraction*1.2 {
+		t.Errorf("open loop %.3f vs closed %.3f: the closed loop should be well below", po.GCCPUFraction, pc.GCCPUFraction)
+	}
+}
+
+func TestCalibrateCPUBoundTrace(t *testing.T) {
+	set := Settings{GOGC: 100, GOGCKnown: true, MemLimit: NoLimit, MemLimitKnown: true}
+	tests := []struct {
+		name     string
+		cpuBound bool
+	}{
+		{"cpubound", true}, // GOMAXPROCS=1, -rate 0: never idle
+		{"steady", false},  // paced, mostly asleep: idle Ps mark
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := set
+			m, err := Calibrate(loadTrace(t, tt.name, g))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.CPUBound != tt.cpuBound {
+				t.Fatalf("CPUBound = %v, want %v", m.CPUBound, tt.cpuBound)
+			}
+			// Calibration reproduces what it was fitted on, either loop.
+			p := m.Predict(g.GOGC, NoLimit)
+			if !near(p.CyclesPerSecond, m.CyclesPerSecond, 0.1) || !near(p.GCCPUFraction, m.GCCPUFraction, 0.15) {
+				t.Errorf("self-prediction %.3g/s %.3g, measured %.3g/s %.3g", p.CyclesPerSecond, p.GCCPUFraction, m.CyclesPerSecond, m.GCCPUFraction)
+			}
+			if !tt.cpuBound {
+				return
+			}
+			// Raising GOGC gives the program CPU back: more allocation, so
+			// cycles/s falls by less than the runway grows.
+			p4 := m.Predict(400, NoLimit)
+			if ratio := p.CyclesPerSecond / p4.CyclesPerSecond; ratio >= 4 || ratio < 2 {
+				t.Errorf("cycles/s GOGC=100 ÷ GOGC=400 = %.2f, want in [2, 4)", ratio)
+			}
+		})
+	}
+}

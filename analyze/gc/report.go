@@ -34,6 +34,9 @@ type ModelReport struct {
 	MarkWallSeconds     float64 `json:"mark_wall_seconds,omitempty"`
 	NonHeapEstimated    bool    `json:"non_heap_estimated,omitempty"`
 	CalibrationCycles   int     `json:"calibration_cycles,omitempty"`
+	// CPUBound: no P was idle while marking, so predictions take the GC's
+	// CPU out of the program's allocation rate (see Model).
+	CPUBound bool `json:"cpu_bound,omitempty"`
 }
 
 // CyclePoint is one GC cycle for plotting. Zero fields are unknown.
@@ -61,7 +64,7 @@ func Analyze(d *Data, o AdviceOptions, whatIf []Setting) Report {
 	} else {
 		r.Model = &ModelReport{OK: true, LiveHeapBytes: m.LiveHeap, AllocBytesPerSecond: m.AllocRate,
 			CostPerCycleSeconds: m.FixedCost + m.MarkPerByte*(m.LiveHeap+m.Roots), RunwayEfficiency: m.Runway,
-			Overshoot: m.Overshoot, NonHeapBytes: m.NonHeap, NonHeapFraction: m.NonHeapFrac, MarkWallSeconds: m.MarkWall.Seconds(), NonHeapEstimated: m.NonHeapEst, CalibrationCycles: m.Cycles}
+			Overshoot: m.Overshoot, NonHeapBytes: m.NonHeap, NonHeapFraction: m.NonHeapFrac, MarkWallSeconds: m.MarkWall.Seconds(), NonHeapEstimated: m.NonHeapEst, CalibrationCycles: m.Cycles, CPUBound: m.CPUBound}
 		if whatIf == nil {
 			lim := m.MemLimit
 			for _, g := range []int{50, 100, 200, 400} {

@@ -27,7 +27,9 @@ type Summary struct {
 
 	// GCCPUFraction is GC CPU ÷ CPU capacity (GOMAXPROCS × window),
 	// idle-priority marking left out: the runtime's GCCPUFraction over the
-	// window, and the quantity its GC CPU limiter caps near 50%.
+	// window (the package doc says why this definition). Its GC CPU
+	// limiter caps a related figure near 50%: the same over capacity less
+	// idle time, equal to this one when no P is idle.
 	GCCPUFraction float64 `json:"gc_cpu_fraction"`
 	// AssistFraction is mark assist CPU ÷ capacity: GC work charged to
 	// the goroutines that allocate, i.e. to request latency.

@@ -26,14 +26,22 @@ func calibrate(r runRec) (gc.Model, error) {
 }
 
 // cpuShare is the CPU the OS gave the process over the P time the runtime
-// counted as busy (1 = uncontended; 0.5 = threads ran half the time they
-// held a P).
+// counted busy (1 = nothing else ran on its CPUs; 0.5 = its threads ran
+// half the time they held a P). The runtime's CPU classes are a snapshot
+// at each GC's mark termination, so they cover a slightly different window
+// than process CPU; the busy share of capacity is taken from the classes
+// and applied to the window the process CPU was read over. Not capped:
+// above 1 means threads outside the Ps (sysmon, an exiting thread) or a
+// window mismatch, worth seeing.
 func cpuShare(m measured) float64 {
-	busy := m.TotalCPU - m.IdleP
-	if busy <= 0 || m.ProcessCPU <= 0 {
+	if m.TotalCPU <= 0 || m.ProcessCPU <= 0 || m.Seconds <= 0 || m.Procs <= 0 {
 		return 0
 	}
-	return min(m.ProcessCPU/busy, 1)
+	busy := (m.TotalCPU - m.IdleP) / m.TotalCPU * m.Seconds * float64(m.Procs)
+	if busy <= 0 {
+		return 0
+	}
+	return m.ProcessCPU / busy
 }
 
 // obs is one run reduced to the quantities the table compares.
@@ -49,11 +57,15 @@ type obs struct {
 
 func observe(m measured) obs {
 	o := obs{rt: m.GCFraction, peak: m.Peak, share: cpuShare(m)}
-	if m.Seconds > 0 {
+	switch {
+	case m.CycleEnds >= 3 && m.CycleSpan > 0:
+		// From the cycles' own end times: no ±1-cycle counting error.
+		o.cps = float64(m.CycleEnds-1) / m.CycleSpan
+	case m.Seconds > 0:
 		o.cps = float64(m.Cycles) / m.Seconds
 	}
-	o.rtOS = o.rt * o.share
-	o.work = m.WithIdleFrac * o.share
+	o.rtOS = o.rt * min(o.share, 1)
+	o.work = m.WithIdleFrac * min(o.share, 1)
 	if m.Goal > 0 {
 		o.util = m.Live / m.Goal
 	}
@@ -81,14 +93,27 @@ func (s stat) pct() string {
 }
 
 type cfgKey struct {
-	rate, live float64
-	gogc       int
-	limit      int64
+	wl
+	gogc  int
+	limit int64
 }
 
-// quietShare is the CPU share (process CPU ÷ busy P time) above which a
-// run counts as uncontended.
-const quietShare = 0.7
+// wl identifies a workload in the runs.
+type wl struct {
+	rate, live float64
+	work       int
+}
+
+func (w wl) label() string {
+	if w.rate == 0 {
+		return fmt.Sprintf("%dk | %.0f", w.work/1000, w.live)
+	}
+	return fmt.Sprintf("%.0f | %.0f", w.rate, w.live)
+}
+
+// cleanShare is the CPU share (process CPU ÷ busy P time) from which a
+// run counts as clean: P time is then (within 10%) CPU time.
+const cleanShare = 0.9
 
 // within is the validation criterion: a median within 20% of the prediction.
 func within(pred, meas float64) (float64, bool) {
@@ -121,24 +146,39 @@ func (t tally) String() string {
 
 func analyse(rf rawFile) string {
 	var md strings.Builder
-	fmt.Fprintf(&md, "Runs: %s %s, GOMAXPROCS=%d pinned for every child, %s per run after %s warm-up (baselines 2×), %d repeats per configuration in alternating order; started %s, took %s.\n\n",
-		rf.Go, rf.Platform, rf.Procs, rf.Duration, rf.Warm, rf.Repeat, rf.Started, rf.Took)
+	pinned := "not pinned"
+	if rf.Mode != "" && rf.ChildCPU >= 0 {
+		pinned = fmt.Sprintf("pinned to CPU %d (taskset), harness on CPU %d", rf.ChildCPU, rf.HarnessCPU)
+	}
+	mode := "allocation paced on the wall clock (mostly idle program)"
+	if rf.Mode == "cpu" {
+		mode = "CPU-bound (gcchurn -rate 0 -work N: never idle, no idle-priority marking)"
+	}
+	fmt.Fprintf(&md, "Runs: %s %s, %s, GOMAXPROCS=%d, children %s, %s per run after %s warm-up (baselines 2×), %d repeats per configuration in alternating order; started %s, took %s.\n\n",
+		rf.Go, rf.Platform, mode, rf.Procs, pinned, rf.Duration, rf.Warm, rf.Repeat, rf.Started, rf.Took)
 	var loads, shares []float64
+	var dirty []string
 	for _, r := range rf.Runs {
 		loads = append(loads, r.Load1)
-		shares = append(shares, cpuShare(r.M))
+		sh := cpuShare(r.M)
+		shares = append(shares, sh)
+		if sh < cleanShare {
+			dirty = append(dirty, fmt.Sprintf("%s GOGC=%d limit %s pass %d: %.2f", wl{r.Rate, r.Live, r.Work}.label(), r.GOGC, limitText(r.Limit), r.Pass, sh))
+		}
 	}
 	ls, ss := stats(loads), stats(shares)
-	fmt.Fprintf(&md, "Machine: 1-minute load %.1f (%.1f–%.1f) at run starts; CPU share (process CPU ÷ P time the runtime counted busy) median %.2f (%.2f–%.2f); %d of %d runs quiet (share ≥ %.1f).\n\n",
-		ls.med, ls.lo, ls.hi, ss.med, ss.lo, ss.hi, countQuiet(rf.Runs), len(rf.Runs), quietShare)
+	fmt.Fprintf(&md, "Machine: 1-minute load %.1f (%.1f–%.1f) at run starts; CPU share (process CPU ÷ P time the runtime counted busy) median %.2f (%.2f–%.2f); %d of %d runs clean (share ≥ %.1f).\n\n",
+		ls.med, ls.lo, ls.hi, ss.med, ss.lo, ss.hi, len(rf.Runs)-len(dirty), len(rf.Runs), cleanShare)
+	if len(dirty) > 0 {
+		fmt.Fprintf(&md, "**%d runs not clean** (CPU share < %.1f: something else ran on the CPU, so P time overstates CPU time): %s.\n\n", len(dirty), cleanShare, strings.Join(dirty, "; "))
+	}
 
-	type wl struct{ rate, live float64 }
 	var wls []wl
 	bases := map[wl][]runRec{}
 	groups := map[cfgKey][]runRec{}
 	var keys []cfgKey
 	for _, r := range rf.Runs {
-		w := wl{r.Rate, r.Live}
+		w := wl{r.Rate, r.Live, r.Work}
 		if _, ok := bases[w]; !ok {
 			wls = append(wls, w)
 			bases[w] = nil
@@ -147,15 +187,15 @@ func analyse(rf rawFile) string {
 			bases[w] = append(bases[w], r)
 			continue
 		}
-		k := cfgKey{r.Rate, r.Live, r.GOGC, r.Limit}
+		k := cfgKey{w, r.GOGC, r.Limit}
 		if _, ok := groups[k]; !ok {
 			keys = append(keys, k)
 		}
 		groups[k] = append(groups[k], r)
 	}
 
-	md.WriteString("Calibration (per workload, from the least contended of its baseline runs, GOGC=100 and no limit, gctrace only):\n\n")
-	md.WriteString("| alloc MiB/s | live MiB | baseline CPU share | marked heap MiB | mark wall ms | background util | assist ms/cycle | work ms/cycle (idle in) | GC CPU ms/cycle (idle out) | κ | overshoot |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	md.WriteString("Calibration (per workload, from the least contended of its baseline runs, GOGC=100 and no limit, gctrace only). *Workload* is gcchurn's -work (thousands) | -live MiB when CPU-bound, -rate MiB/s | -live MiB when paced; *CPU-bound* is what calibration concluded from the trace (no idle-priority marking).\n\n")
+	md.WriteString("| workload | baseline CPU share | CPU-bound | alloc MiB/s | marked heap MiB | mark wall ms | background util | assist ms/cycle | GC CPU ms/cycle (idle out) | work ms/cycle (idle in) | GC CPU | κ | overshoot |\n|---|---:|:-:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	models := map[wl]gc.Model{}
 	scale := map[wl]float64{}
 	for _, w := range wls {
@@ -163,85 +203,81 @@ func analyse(rf rawFile) string {
 		if len(bs) == 0 {
 			continue
 		}
-		best := slices.MaxFunc(bs, func(a, b runRec) int { return cmpF(cpuShare(a.M), cpuShare(b.M)) })
+		best := slices.MaxFunc(bs, func(a, b runRec) int { return cmpF(-math.Abs(1-cpuShare(a.M)), -math.Abs(1-cpuShare(b.M))) })
 		m, err := calibrate(best)
 		if err != nil {
-			fmt.Fprintf(&md, "| %.0f | %.0f | calibration refused: %v |\n", w.rate, w.live, err)
+			fmt.Fprintf(&md, "| %s | calibration refused: %v |\n", w.label(), err)
 			continue
 		}
-		models[w], scale[w] = m, cpuShare(best.M)
+		models[w], scale[w] = m, min(cpuShare(best.M), 1)
 		sc := m.LiveHeap + m.Roots
-		fmt.Fprintf(&md, "| %.0f | %.0f | %.2f | %.1f | %.0f | %.2f | %.1f | %.0f | %.0f | %.2f | %.3f |\n",
-			w.rate, w.live, scale[w], m.LiveHeap/(1<<20), m.MarkWall.Seconds()*1e3, m.BackgroundUtil, m.AssistPerCycle*1e3,
-			(m.FixedCost+m.WorkPerByte*sc)*1e3, (m.FixedCost+m.MarkPerByte*sc)*1e3, m.Runway, m.Overshoot)
+		fmt.Fprintf(&md, "| %s | %.2f | %s | %.0f | %.1f | %.0f | %.2f | %.1f | %.0f | %.0f | %.1f%% | %.2f | %.3f |\n",
+			w.label(), cpuShare(best.M), yes(m.CPUBound), m.AllocRate/(1<<20), m.LiveHeap/(1<<20), m.MarkWall.Seconds()*1e3, m.BackgroundUtil, m.AssistPerCycle*1e3,
+			(m.FixedCost+m.MarkPerByte*sc)*1e3, (m.FixedCost+m.WorkPerByte*sc)*1e3, m.GCCPUFraction*100, m.Runway, m.Overshoot)
 	}
 
-	md.WriteString("\nPredicted vs measured: medians over the repeats, (min–max) spread. *GC CPU* is the runtime's GCCPUFraction definition ((gc − idle mark) ÷ GOMAXPROCS×wall, P time) — what `gopulse gc` reports; *v1* is the previous model (one calibrated cost per cycle), *v2* the current one (STW + background share of the mark phase + assists when the runway is short). *GC work* is all GC CPU, idle marking included, scaled to the CPU the OS actually gave the process (× CPU share), and predicted from the baseline scaled the same way.\n\n")
-	md.WriteString("| alloc | live | GOGC | limit MiB | cycles/s pred | cycles/s meas | GC CPU v1 | GC CPU v2 | GC CPU meas | err v1 | err v2 | GC work pred | GC work meas | err | peak MiB pred | peak MiB meas | err | CPU share |\n")
-	md.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	var tCps, tV1, tV2, tWork, tPeak, tBoth, qV2, qWork, tOS, tOS1, qV1, qCps, qPeak tally
+	md.WriteString("\nPredicted vs measured: medians over the repeats, (min–max) spread. *GC CPU* is the runtime's GCCPUFraction definition ((gc − idle mark) ÷ GOMAXPROCS×wall, P time) — what `gopulse gc` reports as `gc_cpu_fraction`. *pred* is the model as calibrated (closed loop when the baseline was CPU-bound: the GC's CPU comes out of the allocation rate); *open loop* is the same calibration holding the allocation rate fixed, for comparison. *GC work* is all GC CPU, idle marking included, × CPU share (equal to GC CPU when CPU-bound). *CPU share* ⚠ marks a configuration with a run below 0.9.\n\n")
+	md.WriteString("| workload | GOGC | limit MiB | cycles/s pred | cycles/s meas | GC CPU pred | GC CPU meas | err | open loop | err | GC work pred | GC work meas | err | peak MiB pred | peak MiB meas | err | CPU share |\n")
+	md.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	var tCps, tGC, tOpen, tWork, tPeak, tBoth, cGC, cCps, cPeak, tCpuS tally
 	var spreads []float64
 	for _, k := range keys {
-		m, ok := models[wl{k.rate, k.live}]
+		m, ok := models[k.wl]
 		if !ok {
 			continue
 		}
-		sh := scale[wl{k.rate, k.live}]
+		sh := scale[k.wl]
 		p := m.Predict(k.gogc, k.limit)
-		v1 := p.CyclesPerSecond * (m.FixedCost + m.MarkPerByte*(m.LiveHeap+m.Roots)) / float64(m.Procs)
+		om := m
+		om.CPUBound = false
+		open := om.Predict(k.gogc, k.limit).GCCPUFraction
 		workPred := p.GCWorkFraction * sh
-		var cps, rt, work, peak, share, qrt, qwork, rtos, qcps, qpeak []float64
+		var cps, rt, work, peak, share, cpuS []float64
 		for _, r := range groups[k] {
 			o := observe(r.M)
 			cps, rt, work, peak, share = append(cps, o.cps), append(rt, o.rt), append(work, o.work), append(peak, o.peak), append(share, o.share)
-			rtos = append(rtos, o.rtOS)
-			if o.share >= quietShare {
-				qrt, qwork = append(qrt, o.rt), append(qwork, o.work)
-				qcps, qpeak = append(qcps, o.cps), append(qpeak, o.peak)
+			if o.share > 0 {
+				cpuS = append(cpuS, o.cps/o.share)
 			}
+		}
+		// Cycles per second of CPU received, both sides: a CPU-bound
+		// program's cycles/s scale with the CPU the OS gives it.
+		if len(cpuS) > 0 && scale[k.wl] > 0 {
+			_, ok := within(p.CyclesPerSecond/scale[k.wl], stats(cpuS).med)
+			tCpuS.add(ok)
 		}
 		sc, sr, sw, sp, ssh := stats(cps), stats(rt), stats(work), stats(peak), stats(share)
 		if sr.med > 0 {
 			spreads = append(spreads, (sr.hi-sr.lo)/sr.med)
 		}
 		_, okC := within(p.CyclesPerSecond, sc.med)
-		e1, ok1 := within(v1, sr.med)
 		e2, ok2 := within(p.GCCPUFraction, sr.med)
+		eO, okO := within(open, sr.med)
 		eW, okW := within(workPred, sw.med)
 		eP, okP := within(p.PeakHeap, sp.med)
 		tCps.add(okC)
-		tV1.add(ok1)
-		tV2.add(ok2)
+		tGC.add(ok2)
+		tOpen.add(okO)
 		tWork.add(okW)
 		tPeak.add(okP)
 		tBoth.add(ok2 && okP)
-		_, okO := within(p.GCCPUFraction*sh, stats(rtos).med)
-		tOS.add(okO)
-		_, okO1 := within(v1*sh, stats(rtos).med)
-		tOS1.add(okO1)
-		if len(qrt) > 0 {
-			_, q2 := within(p.GCCPUFraction, stats(qrt).med)
-			_, qw := within(workPred, stats(qwork).med)
-			_, q1 := within(v1, stats(qrt).med)
-			_, qc := within(p.CyclesPerSecond, stats(qcps).med)
-			_, qp := within(p.PeakHeap, stats(qpeak).med)
-			qV2.add(q2)
-			qV1.add(q1)
-			qWork.add(qw)
-			qCps.add(qc)
-			qPeak.add(qp)
+		clean := ssh.lo >= cleanShare
+		if clean {
+			cGC.add(ok2)
+			cCps.add(okC)
+			cPeak.add(okP)
 		}
-		lim := "none"
-		if k.limit != noLimit {
-			lim = fmt.Sprintf("%.0f", float64(k.limit)/(1<<20))
+		warn := ""
+		if !clean {
+			warn = " ⚠"
 		}
-		fmt.Fprintf(&md, "| %.0f | %.0f | %d | %s | %.2f | %.2f (%.2f–%.2f)%s | %.1f%% | %.1f%% | %s | %+.0f%%%s | %+.0f%%%s | %.1f%% | %s | %+.0f%%%s | %.0f | %.0f (%.0f–%.0f) | %+.0f%%%s | %.2f (%.2f–%.2f) |\n",
-			k.rate, k.live, k.gogc, lim, p.CyclesPerSecond, sc.med, sc.lo, sc.hi, mark(okC), v1*100, p.GCCPUFraction*100, sr.pct(), e1*100, mark(ok1), e2*100, mark(ok2),
-			workPred*100, sw.pct(), eW*100, mark(okW), p.PeakHeap/(1<<20), sp.med/(1<<20), sp.lo/(1<<20), sp.hi/(1<<20), eP*100, mark(okP), ssh.med, ssh.lo, ssh.hi)
+		fmt.Fprintf(&md, "| %s | %d | %s | %.2f | %.2f (%.2f–%.2f)%s | %.1f%% | %s | %+.0f%%%s | %.1f%% | %+.0f%%%s | %.1f%% | %s | %+.0f%%%s | %.0f | %.0f (%.0f–%.0f) | %+.0f%%%s | %.2f (%.2f–%.2f)%s |\n",
+			k.wl.label(), k.gogc, limitText(k.limit), p.CyclesPerSecond, sc.med, sc.lo, sc.hi, mark(okC), p.GCCPUFraction*100, sr.pct(), e2*100, mark(ok2), open*100, eO*100, mark(okO),
+			workPred*100, sw.pct(), eW*100, mark(okW), p.PeakHeap/(1<<20), sp.med/(1<<20), sp.lo/(1<<20), sp.hi/(1<<20), eP*100, mark(okP), ssh.med, ssh.lo, ssh.hi, warn)
 	}
 	sp := stats(spreads)
-	fmt.Fprintf(&md, "\nWithin 20%% (medians): cycles/s %s; GC CPU v1 %s, v2 %s; GC work %s; peak heap %s; GC CPU v2 and peak both %s; GC CPU in OS CPU (prediction × baseline CPU share vs measured × run CPU share) v1 %s, v2 %s. Quiet runs only (CPU share ≥ %.1f; configurations with at least one): cycles/s %s, GC CPU v1 %s, v2 %s, GC work %s, peak %s. GC CPU spread over repeats, (max − min) ÷ median: median %.0f%%, worst %.0f%%.\n",
-		tCps, tV1, tV2, tWork, tPeak, tBoth, tOS1, tOS, quietShare, qCps, qV1, qV2, qWork, qPeak, sp.med*100, sp.hi*100)
+	fmt.Fprintf(&md, "\nWithin 20%% (medians): **GC CPU %s**; cycles/s %s (per CPU-second received, both sides ÷ CPU share: %s); peak heap %s; GC CPU and peak both %s; GC work %s; GC CPU by the open-loop model %s. Configurations whose every run was clean (CPU share ≥ %.1f): GC CPU %s, cycles/s %s, peak %s. GC CPU spread over repeats, (max − min) ÷ median: median %.0f%%, worst %.0f%%.\n",
+		tGC, tCps, tCpuS, tPeak, tBoth, tWork, tOpen, cleanShare, cGC, cCps, cPeak, sp.med*100, sp.hi*100)
 
 	// The empirical relation: within each workload (live heap and rate
 	// fixed, so GC frequency moves with GOGC and the limit only), and
@@ -250,14 +286,14 @@ func analyse(rf rawFile) string {
 		var rt, work []gc.FreqPoint
 		for _, r := range rf.Runs {
 			o := observe(r.M)
-			if r.Rate != w.rate || r.Live != w.live || o.cps <= 0 || o.util <= 0 {
+			if (wl{r.Rate, r.Live, r.Work}) != w || o.cps <= 0 || o.util <= 0 {
 				continue
 			}
 			rt = append(rt, gc.FreqPoint{Freq: o.cps, CPU: o.rt, HeapUtil: o.util})
 			work = append(work, gc.FreqPoint{Freq: o.cps, CPU: o.work, HeapUtil: o.util})
 		}
-		fmt.Fprintf(&md, "\nβ within workload %.0f MiB/s × %.0f MiB: α·f^β + γ·heap_util on GC CPU %s; on GC work %s; pure power law (log-log slope) on GC CPU %s, on GC work %s.",
-			w.rate, w.live, fitText(gc.FitPower(rt)), fitText(gc.FitPower(work)), slopeText(rt), slopeText(work))
+		fmt.Fprintf(&md, "\nβ within workload %s: α·f^β + γ·heap_util on GC CPU %s; on GC work %s; pure power law (log-log slope) on GC CPU %s, on GC work %s.",
+			w.label(), fitText(gc.FitPower(rt)), fitText(gc.FitPower(work)), slopeText(rt), slopeText(work))
 	}
 	md.WriteString("\n")
 	// The empirical relation over every run (repeats are separate points).
@@ -285,14 +321,18 @@ func analyse(rf rawFile) string {
 	return md.String()
 }
 
-func countQuiet(rs []runRec) int {
-	n := 0
-	for _, r := range rs {
-		if cpuShare(r.M) >= quietShare {
-			n++
-		}
+func limitText(l int64) string {
+	if l == noLimit {
+		return "none"
 	}
-	return n
+	return fmt.Sprintf("%.0f", float64(l)/(1<<20))
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 func cmpF(a, b float64) int {

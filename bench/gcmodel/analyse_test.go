@@ -32,17 +32,41 @@ func TestStats(t *testing.T) {
 
 func TestCPUShare(t *testing.T) {
 	tests := []struct {
+		name string
 		m    measured
 		want float64
 	}{
-		{measured{TotalCPU: 10, IdleP: 6, ProcessCPU: 2}, 0.5},
-		{measured{TotalCPU: 10, IdleP: 6, ProcessCPU: 5}, 1}, // capped: sysmon and exiting threads
-		{measured{TotalCPU: 10, IdleP: 10, ProcessCPU: 1}, 0},
-		{measured{TotalCPU: 10, IdleP: 2}, 0}, // no OS figure
+		{"clean, one busy P", measured{Seconds: 5, Procs: 1, TotalCPU: 5, ProcessCPU: 5}, 1},
+		{"half the CPU", measured{Seconds: 5, Procs: 1, TotalCPU: 5, ProcessCPU: 2.5}, 0.5},
+		// Classes snapshot at the last GC: 4.2 s of capacity, 40% busy,
+		// applied to the 5 s read window: 2 P-seconds busy.
+		{"snapshot window", measured{Seconds: 5, Procs: 1, TotalCPU: 4.2, IdleP: 2.52, ProcessCPU: 1}, 0.5},
+		{"two Ps, one idle", measured{Seconds: 10, Procs: 2, TotalCPU: 20, IdleP: 10, ProcessCPU: 9}, 0.9},
+		{"not capped", measured{Seconds: 1, Procs: 1, TotalCPU: 1, ProcessCPU: 1.05}, 1.05},
+		{"all idle", measured{Seconds: 10, Procs: 1, TotalCPU: 10, IdleP: 10, ProcessCPU: 1}, 0},
+		{"no OS figure", measured{Seconds: 10, Procs: 1, TotalCPU: 10}, 0},
 	}
 	for _, tt := range tests {
-		if got := cpuShare(tt.m); got != tt.want {
-			t.Errorf("cpuShare(%+v) = %v, want %v", tt.m, got, tt.want)
+		if got := cpuShare(tt.m); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("%s: cpuShare = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestObserveCycles(t *testing.T) {
+	tests := []struct {
+		name string
+		m    measured
+		want float64
+	}{
+		// Five ends span four intervals: 4 ÷ 3.2 s, not 5 ÷ 5 s.
+		{"from cycle ends", measured{Seconds: 5, Cycles: 5, CycleEnds: 5, CycleSpan: 3.2}, 1.25},
+		{"too few ends", measured{Seconds: 5, Cycles: 2, CycleEnds: 2, CycleSpan: 2}, 0.4},
+		{"older gcchurn", measured{Seconds: 4, Cycles: 10}, 2.5},
+	}
+	for _, tt := range tests {
+		if got := observe(tt.m).cps; math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("%s: cycles/s %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

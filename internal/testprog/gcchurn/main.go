@@ -5,7 +5,12 @@
 // bench/gcmodel and bench/gctuner.
 //
 //	GODEBUG=gctrace=1 gcchurn -live 64 -rate 200 -duration 5s
+//	GOMAXPROCS=1 taskset -c 1 gcchurn -live 16 -rate 0 -work 200000   # CPU-bound
 //
+// With -rate the allocation is paced on the wall clock and the program
+// mostly sleeps (an open-loop service); with -rate 0 -work N it computes
+// and allocates as fast as its CPU allows (a CPU-bound program), so the
+// GC's CPU comes out of its throughput and no P is ever idle.
 // At exit it prints one line "gcchurn: {json}" on stdout with the runtime's
 // own totals (runtime/metrics), the ground truth the benchmarks compare
 // predictions against.
@@ -24,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"sort"
 	"sync"
@@ -48,6 +54,7 @@ func main() {
 	burst := flag.Duration("burst", 0, "if set, alternate: rate×4 for burst, then rate/4 for 3×burst (a bursty service; average 1.75×rate)")
 	leak := flag.Float64("leak", 0, "grow the live heap by this many MiB/s (a slow leak)")
 	workers := flag.Int("workers", 1, "allocating goroutines")
+	work := flag.Int("work", 0, "non-allocating CPU work per 64 KiB of garbage (xorshift rounds): with -rate 0 the program is CPU-bound and this sets how much it allocates per CPU-second")
 	httpAddr := flag.String("http", "", "serve net/http/pprof and expvar on this address (e.g. 127.0.0.1:0)")
 	forceEvery := flag.Duration("force", 0, "call runtime.GC() this often (forced cycles)")
 	latency := flag.Bool("latency", false, "time each 64 KiB of allocation as a 'request' and report p99")
@@ -150,6 +157,9 @@ func main() {
 			var allocated float64 // bytes
 			t0 := time.Now()
 			mine := make([]time.Duration, 0, 1024)
+			var spinSink uint64
+			var k0 int
+			defer func() { runtime.KeepAlive(spinSink) }()
 			i := w
 			for ctx.Err() == nil {
 				r := perWorker
@@ -163,6 +173,13 @@ func main() {
 					} else {
 						sink = nil
 					}
+				}
+				if *work > 0 {
+					// Compute between allocations, as a CPU-bound service
+					// does: it is always runnable, so no P is ever idle and
+					// the GC's idle-priority marking has nothing to use.
+					spinSink ^= spin(*work, uint64(k0)+1)
+					k0++
 				}
 				if *latency {
 					mine = append(mine, time.Since(ts))
@@ -233,6 +250,17 @@ func main() {
 	<-ready
 	after := readTotals()
 	elapsed := time.Since(measureStart).Seconds()
+	// GC cycles per second from the cycles' own end times: counting whole
+	// cycles in a window of a few seconds is off by up to one cycle (25%
+	// at four cycles); k cycle ends span exactly k−1 intervals.
+	var gs debug.GCStats
+	debug.ReadGCStats(&gs)
+	var ends []time.Time
+	for _, e := range gs.PauseEnd {
+		if e.After(measureStart) {
+			ends = append(ends, e)
+		}
+	}
 	runtime.KeepAlive(roots)
 	runtime.KeepAlive(leaked)
 
@@ -257,6 +285,13 @@ func main() {
 		// Ps idle; total − idle is the P time the program was busy.
 		"idle_p_seconds": after.idleP - before.idleP,
 	}
+	if len(ends) >= 2 { // PauseEnd is most recent first
+		rep["cycle_ends"] = len(ends)
+		rep["cycle_ends_span_seconds"] = ends[0].Sub(ends[len(ends)-1]).Seconds()
+	}
+	// The runtime's /cpu/classes are a snapshot taken at each GC's mark
+	// termination, not at the read: the CPU figures above cover the
+	// whole cycles between the last GC before each read.
 	// The OS's view: CPU actually received and time spent waiting for a
 	// CPU. Run delay well above zero means other jobs shared the CPUs and
 	// the runtime's wall-time accounting overstates GC CPU.
@@ -301,6 +336,17 @@ func oomWatch(limit uint64, t0 time.Time) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// spin is n rounds of xorshift: CPU work that allocates nothing and that
+// the compiler cannot remove, since the result is kept.
+func spin(n int, x uint64) uint64 {
+	for range n {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+	}
+	return x
 }
 
 func makeChain(n int) *node {
