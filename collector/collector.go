@@ -151,16 +151,19 @@ func New(cfg Config) (*Collector, error) {
 		bundleLim: newLimiters(cfg.BundleRate, cfg.BundleBurst),
 		tokCache:  map[[32]byte]tokenEntry{},
 	}
-	seen := map[string]bool{}
+	seen := map[store.InstanceKey]bool{}
 	for i, t := range cfg.Scrape {
 		if err := t.validate(); err != nil {
 			return nil, fmt.Errorf("collector: Config.Scrape[%d]: %w", i, err)
 		}
-		if seen[t.Name+" "+t.URL] {
-			return nil, fmt.Errorf("collector: Config.Scrape[%d]: %s=%s listed twice", i, t.Name, t.URL)
+		s := newScraper(c, t)
+		// The instance is (name, host:port): two targets with one key
+		// would interleave their samples in one instance.
+		if seen[s.key] {
+			return nil, fmt.Errorf("collector: Config.Scrape[%d]: %s=%s listed twice (service %q already scrapes %s)", i, t.Name, t.URL, t.Name, s.key.ID)
 		}
-		seen[t.Name+" "+t.URL] = true
-		c.scrapers = append(c.scrapers, newScraper(c, t))
+		seen[s.key] = true
+		c.scrapers = append(c.scrapers, s)
 	}
 	return c, nil
 }
@@ -218,6 +221,15 @@ func (c *Collector) Run(ctx context.Context) error {
 		// The fleet page's windowed figures, kept warm (fleetSummary).
 		if err := c.refreshFleet(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("gopulse: fleet summary failed", "err", err)
+		}
+		// Half an interval out of step with the analysis, so the two
+		// background passes do not load the store at the same moments.
+		t := time.NewTimer(c.cfg.AnalyzeInterval / 2)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
 		}
 		c.every(ctx, c.cfg.AnalyzeInterval, "fleet summary", c.refreshFleet)
 	}()

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,10 +26,40 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fullStore makes Append fail with store.ErrFull when full is set.
+// fullStore makes Append fail with store.ErrFull when full is set, counts
+// the calls the fleet and token tests look at, and holds GCCycles until
+// gcGate is closed when it is set.
 type fullStore struct {
 	store.Store
-	full bool
+	full        bool
+	gcGate      chan struct{}
+	gcCalls     atomic.Int64
+	openCalls   atomic.Int64
+	lookupCalls atomic.Int64
+}
+
+func (f *fullStore) GCCycles(ctx context.Context, key store.InstanceKey, start, end int64) ([]store.GCCycle, []store.GCGap, error) {
+	f.gcCalls.Add(1)
+	if f.gcGate != nil {
+		select {
+		case <-f.gcGate:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+	return f.Store.GCCycles(ctx, key, start, end)
+}
+
+func (f *fullStore) ListFindings(ctx context.Context, ff store.FindingFilter) ([]store.Finding, error) {
+	if ff.State == store.FindingOpen {
+		f.openCalls.Add(1)
+	}
+	return f.Store.ListFindings(ctx, ff)
+}
+
+func (f *fullStore) LookupToken(ctx context.Context, hash [sha256.Size]byte) (store.Token, error) {
+	f.lookupCalls.Add(1)
+	return f.Store.LookupToken(ctx, hash)
 }
 
 func (f *fullStore) Append(ctx context.Context, b store.Batch) (store.AppendResult, error) {

@@ -24,6 +24,10 @@ type Target struct {
 	// URL is the base, e.g. "http://127.0.0.1:6060"; a trailing
 	// /debug/pprof/ is accepted and removed.
 	URL string
+	// Intervals overrides Config.Intervals for this target: its nonzero
+	// Goroutine, Heap, Vars and Timeout are used (the other fields are
+	// ignored).
+	Intervals Intervals
 }
 
 func (t *Target) validate() error {
@@ -34,7 +38,11 @@ func (t *Target) validate() error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("target %s: URL %q is not http(s)://host:port", t.Name, t.URL)
 	}
-	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/debug/pprof")
+	// Trimmed until nothing changes, so a validated URL validates to itself.
+	for p := ""; p != u.Path; {
+		p = u.Path
+		u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/debug/pprof")
+	}
 	u.RawQuery, u.Fragment = "", ""
 	t.URL = strings.TrimSuffix(u.String(), "/")
 	return nil
@@ -114,7 +122,15 @@ type scraper struct {
 
 func newScraper(c *Collector, t Target) *scraper {
 	u, _ := url.Parse(t.URL)
-	s := &scraper{c: c, t: t, iv: c.cfg.Intervals, key: store.InstanceKey{Service: t.Name, ID: u.Host},
+	iv := c.cfg.Intervals
+	for _, o := range []struct{ dst, src *time.Duration }{
+		{&iv.Goroutine, &t.Intervals.Goroutine}, {&iv.Heap, &t.Intervals.Heap}, {&iv.Vars, &t.Intervals.Vars}, {&iv.Timeout, &t.Intervals.Timeout},
+	} {
+		if *o.src > 0 {
+			*o.dst = *o.src
+		}
+	}
+	s := &scraper{c: c, t: t, iv: iv, key: store.InstanceKey{Service: t.Name, ID: u.Host},
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * time.Minute}}}
 	s.tasks = []*task{
 		{name: "goroutine", interval: s.iv.Goroutine, run: s.scrapeGoroutines},

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -53,9 +54,17 @@ func summarizeTrace(r io.Reader) (ui.TraceSummary, error) {
 // row has.
 const fleetSparkPoints = 30
 
-// fleetWorkers bounds the instances summarised at once: the store's reads
-// run in parallel, and more workers than a few only queue on its pool.
+// fleetWorkers bounds the instances summarised at once while a request
+// waits: the store's reads run in parallel, and more workers than a few
+// only queue on its pool.
 const fleetWorkers = 4
+
+// fleetBackgroundWorkers bounds them for the background refresh: one, so
+// the refresh never holds more than one core while page loads wait for
+// CPU. With four, BenchmarkFleetUnderIngest's p99 was 391–544 ms, with one
+// 228–263 ms (same load); the refresh takes longer (≈ 2 s → 5–7 s for
+// 1,000 instances), well inside its interval.
+const fleetBackgroundWorkers = 1
 
 // FleetGC is the windowed GC health of one fleet row.
 type FleetGC struct {
@@ -80,46 +89,124 @@ type fleetWindowed struct {
 	Series [][2]float64
 	// Newest values of fleetSummaryNames within the window.
 	Latest map[string]float64
+	// json is what a fleet row shows of the above (fleetFigures),
+	// encoded once by windowed.
+	json []byte
 }
 
 // fleetCache holds the windowed figures of every recent instance for
-// fleetDefaultWindow, computed by refreshFleet.
+// fleetDefaultWindow. One computation runs at a time (flight): the
+// background refresh and requests that find the cache missing or too old
+// share it, so a burst of page loads on a cold server costs one
+// computation, not one each.
 type fleetCache struct {
-	mu   sync.Mutex // guards at and rows; not held while computing
-	at   time.Time
-	rows map[store.InstanceKey]fleetWindowed
+	mu     sync.Mutex // guards the fields below; not held while computing
+	at     time.Time
+	rows   map[store.InstanceKey]fleetWindowed
+	flight *fleetFlight
+	// computed counts finished computations, for tests.
+	computed int
 }
 
-// refreshFleet recomputes the cached windowed figures of every instance
-// seen within the analysis window.
+// fleetFlight is one computation of the cache; done is closed when it ends.
+type fleetFlight struct {
+	done chan struct{}
+	err  error
+	// waiters counts callers that joined it, for tests.
+	waiters int
+}
+
+// fleetMaxAge is the oldest cached summary a request is served: three
+// analysis intervals (90 s by default), so one slow or failed refresh
+// does not send every page load into the full computation, while two do.
+func (c *Collector) fleetMaxAge() time.Duration { return 3 * c.cfg.AnalyzeInterval }
+
+// refreshFleet is the background refresh of the cached summary (Run calls
+// it every analysis interval); see shareFleet.
 func (c *Collector) refreshFleet(ctx context.Context) error {
-	now := c.now()
+	return c.shareFleet(ctx, fleetBackgroundWorkers)
+}
+
+// shareFleet recomputes the cached windowed figures of every instance seen
+// within the analysis window with up to workers store readers, or waits
+// for the computation already running.
+func (c *Collector) shareFleet(ctx context.Context, workers int) error {
+	for {
+		c.fleet.mu.Lock()
+		if f := c.fleet.flight; f != nil {
+			f.waiters++
+			c.fleet.mu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			// The caller that led the flight went away (its request was
+			// cancelled): its result is not ours to report; lead a new one.
+			if f.err != nil && ctx.Err() == nil && (errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded)) {
+				continue
+			}
+			return f.err
+		}
+		f := &fleetFlight{done: make(chan struct{})}
+		c.fleet.flight = f
+		c.fleet.mu.Unlock()
+
+		now := c.now()
+		rows, err := c.computeFleet(ctx, now, workers)
+		c.fleet.mu.Lock()
+		if err == nil {
+			c.fleet.at, c.fleet.rows = now, rows
+		}
+		c.fleet.flight, c.fleet.computed = nil, c.fleet.computed+1
+		f.err = err
+		c.fleet.mu.Unlock()
+		close(f.done)
+		return err
+	}
+}
+
+// computeFleet computes the windowed figures of every instance seen within
+// the analysis window as of now.
+func (c *Collector) computeFleet(ctx context.Context, now time.Time, workers int) (map[store.InstanceKey]fleetWindowed, error) {
 	insts, err := c.st.ListInstances(ctx, "", now.Add(-c.cfg.AnalyzeWindow))
 	if err != nil {
-		return fmt.Errorf("list instances: %w", err)
+		return nil, fmt.Errorf("list instances: %w", err)
 	}
 	keys := make([]store.InstanceKey, len(insts))
 	for i, in := range insts {
 		keys[i] = in.Key()
 	}
-	rows, err := c.windowed(ctx, keys, fleetDefaultWindow, now)
-	if err != nil {
-		return err
-	}
-	c.fleet.mu.Lock()
-	c.fleet.at, c.fleet.rows = now, rows
-	c.fleet.mu.Unlock()
-	return nil
+	return c.windowed(ctx, keys, fleetDefaultWindow, now, workers)
 }
 
-// fleetSummary fills the windowed figures and open findings of each row.
-// For the default window it serves the background cache when it is fresh
-// (younger than three analysis intervals) and computes only the rows the
-// cache lacks; otherwise it computes every row now.
-func (c *Collector) fleetSummary(ctx context.Context, rows []fleetRow, window time.Duration, now time.Time) error {
+// warmFleet returns the cached default-window figures and their time,
+// refreshing them first (or waiting for the refresh under way) when they
+// are missing or older than fleetMaxAge.
+func (c *Collector) warmFleet(ctx context.Context, now time.Time) (map[store.InstanceKey]fleetWindowed, time.Time, error) {
+	c.fleet.mu.Lock()
+	rows, at := c.fleet.rows, c.fleet.at
+	c.fleet.mu.Unlock()
+	if rows != nil && now.Sub(at) < c.fleetMaxAge() {
+		return rows, at, nil
+	}
+	if err := c.shareFleet(ctx, fleetWorkers); err != nil {
+		return nil, time.Time{}, fmt.Errorf("fleet summary: %w", err)
+	}
+	c.fleet.mu.Lock()
+	defer c.fleet.mu.Unlock()
+	return c.fleet.rows, c.fleet.at, nil
+}
+
+// fleetSummary fills the windowed figures and open findings of each row
+// and returns the time the oldest figures are for. The default window is
+// served from the shared cache (warmFleet); rows it lacks (instances first
+// seen after it was computed, or longer ago than the analysis window) and
+// other windows are computed now.
+func (c *Collector) fleetSummary(ctx context.Context, rows []fleetRow, window time.Duration, now time.Time) (time.Time, error) {
 	open, err := c.st.ListFindings(ctx, store.FindingFilter{State: store.FindingOpen, Limit: 1 << 20})
 	if err != nil {
-		return fmt.Errorf("open findings: %w", err)
+		return time.Time{}, fmt.Errorf("open findings: %w", err)
 	}
 	type counts struct{ all, leaks int }
 	byInst := map[store.InstanceKey]*counts{}
@@ -135,12 +222,11 @@ func (c *Collector) fleetSummary(ctx context.Context, rows []fleetRow, window ti
 		}
 	}
 	var cached map[store.InstanceKey]fleetWindowed
-	if window == fleetDefaultWindow {
-		c.fleet.mu.Lock()
-		if now.Sub(c.fleet.at) < 3*c.cfg.AnalyzeInterval {
-			cached = c.fleet.rows
+	at := now
+	if window == fleetDefaultWindow && len(rows) > 0 {
+		if cached, at, err = c.warmFleet(ctx, now); err != nil {
+			return time.Time{}, err
 		}
-		c.fleet.mu.Unlock()
 	}
 	var missing []store.InstanceKey
 	for i := range rows {
@@ -148,15 +234,9 @@ func (c *Collector) fleetSummary(ctx context.Context, rows []fleetRow, window ti
 			missing = append(missing, rows[i].key)
 		}
 	}
-	fresh, err := c.windowed(ctx, missing, window, now)
+	fresh, err := c.windowed(ctx, missing, window, now, fleetWorkers)
 	if err != nil {
-		return err
-	}
-	if window == fleetDefaultWindow && cached == nil && len(fresh) > 0 {
-		// Nothing was warm (a server just started): keep what was computed.
-		c.fleet.mu.Lock()
-		c.fleet.at, c.fleet.rows = now, fresh
-		c.fleet.mu.Unlock()
+		return time.Time{}, err
 	}
 	for i := range rows {
 		r := &rows[i]
@@ -165,20 +245,19 @@ func (c *Collector) fleetSummary(ctx context.Context, rows []fleetRow, window ti
 		}
 		w, ok := cached[r.key]
 		if !ok {
-			w = fresh[r.key]
+			w, ok = fresh[r.key]
 		}
-		r.GC, r.GoroutinesSeries = w.GC, w.Series
-		if r.GoroutinesSeries == nil {
-			r.GoroutinesSeries = [][2]float64{}
+		if !ok { // not reached: windowed returns every key it was given
+			return time.Time{}, fmt.Errorf("fleet summary: no figures for %s/%s", r.key.Service, r.key.ID)
 		}
-		r.setLatest(w.Latest)
+		r.figuresJSON = w.json
 	}
-	return nil
+	return at, nil
 }
 
 // windowed computes the windowed figures of keys over [now−window, now],
 // a few instances at a time.
-func (c *Collector) windowed(ctx context.Context, keys []store.InstanceKey, window time.Duration, now time.Time) (map[store.InstanceKey]fleetWindowed, error) {
+func (c *Collector) windowed(ctx context.Context, keys []store.InstanceKey, window time.Duration, now time.Time, workers int) (map[store.InstanceKey]fleetWindowed, error) {
 	end := now.UnixMilli() + 1
 	start := now.Add(-window).UnixMilli()
 	out := make([]fleetWindowed, len(keys))
@@ -188,7 +267,7 @@ func (c *Collector) windowed(ctx context.Context, keys []store.InstanceKey, wind
 		mu   sync.Mutex
 		errs []error
 	)
-	for range min(fleetWorkers, len(keys)) {
+	for range min(workers, len(keys)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -211,13 +290,13 @@ func (c *Collector) windowed(ctx context.Context, keys []store.InstanceKey, wind
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	m := make(map[store.InstanceKey]fleetWindowed, len(keys))
+	m := make(map[store.InstanceKey]*fleetWindowed, len(keys))
 	for i, k := range keys {
 		out[i].Latest = map[string]float64{}
-		m[k] = out[i]
+		m[k] = &out[i]
 	}
 	if len(keys) == 0 {
-		return m, errors.Join(errs...)
+		return map[store.InstanceKey]fleetWindowed{}, errors.Join(errs...)
 	}
 	// The newest values: one bulk query when many instances are asked
 	// for, else a few small queries per instance.
@@ -246,7 +325,29 @@ func (c *Collector) windowed(ctx context.Context, keys []store.InstanceKey, wind
 			}
 		}
 	}
-	return m, errors.Join(errs...)
+	res := make(map[store.InstanceKey]fleetWindowed, len(keys))
+	for k, w := range m {
+		if err := w.encode(); err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", k.Service, k.ID, err)
+		}
+		res[k] = *w
+	}
+	return res, errors.Join(errs...)
+}
+
+// encode sets w.json from the other fields.
+func (w *fleetWindowed) encode() error {
+	f := &fleetFigures{GC: w.GC, GoroutinesSeries: w.Series}
+	if f.GoroutinesSeries == nil {
+		f.GoroutinesSeries = [][2]float64{}
+	}
+	f.setLatest(w.Latest)
+	b, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("encode fleet figures: %w", err)
+	}
+	w.json = b
+	return nil
 }
 
 // counterDelta is max − min of a counter over [start, end) in one stepped
@@ -325,9 +426,9 @@ func (c *Collector) fleetRow(ctx context.Context, key store.InstanceKey, start, 
 	return r, nil
 }
 
-// setLatest derives the row's heap, limit and goroutine figures from the
-// newest values of fleetSummaryNames.
-func (r *fleetRow) setLatest(l map[string]float64) {
+// setLatest derives the heap, limit and goroutine figures from the newest
+// values of fleetSummaryNames.
+func (r *fleetFigures) setLatest(l map[string]float64) {
 	r.Goroutines = -1
 	if v, ok := l[nameGoroutines]; ok {
 		r.Goroutines = v

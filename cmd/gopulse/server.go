@@ -26,8 +26,13 @@ import (
 const serverUsage = `usage: gopulse server [flags]
 
 Runs the collector: ingests from agents, scrapes net/http/pprof services
-(--scrape), analyzes, and serves the JSON API (docs/API.md), /metrics and
-/healthz. Data lives in an embedded SQLite database under --data.
+(--scrape, --scrape-config), analyzes, and serves the JSON API
+(docs/API.md), /metrics and /healthz. Data lives in an embedded SQLite
+database under --data.
+
+A --scrape-config file lists one target per line, "NAME URL" with optional
+per-target intervals ("api http://10.0.0.5:6060 goroutine=30s heap=10m
+vars=5s timeout=3s"); # starts a comment. It is read once at start.
 
 Ingest needs a token: gopulse token create --service NAME --data DIR.
 On a non-loopback address the API needs --api-token or --basic-auth
@@ -52,6 +57,7 @@ func (s *scrapeFlags) Set(v string) error {
 type serverFlags struct {
 	listen, data          string
 	scrape                scrapeFlags
+	scrapeConfig          string
 	iv                    collector.Intervals
 	analyze               time.Duration
 	tlsCert, tlsKey       string
@@ -74,6 +80,7 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7070", "address to serve on")
 	fs.StringVar(&f.data, "data", "./gopulse-data", "data directory (created if missing)")
 	fs.Var(&f.scrape, "scrape", "scrape a net/http/pprof service: NAME=http://host:port (repeatable)")
+	fs.StringVar(&f.scrapeConfig, "scrape-config", "", "file of scrape targets, one \"NAME URL [goroutine=D] [heap=D] [vars=D] [timeout=D]\" per line (read once at start)")
 	fs.DurationVar(&f.iv.Goroutine, "scrape-goroutine-interval", time.Minute, "goroutine profile scrape interval")
 	fs.DurationVar(&f.iv.Heap, "scrape-heap-interval", 5*time.Minute, "heap profile scrape interval")
 	fs.DurationVar(&f.iv.Vars, "scrape-vars-interval", 10*time.Second, "/debug/vars memstats scrape interval")
@@ -124,6 +131,20 @@ func parseServerFlags(args []string, stderr io.Writer) (*serverFlags, error) {
 	return f, nil
 }
 
+// readScrapeConfig reads the --scrape-config file.
+func readScrapeConfig(path string) ([]collector.Target, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--scrape-config: %w", err)
+	}
+	defer file.Close()
+	ts, err := collector.ParseScrapeConfig(file)
+	if err != nil {
+		return nil, fmt.Errorf("--scrape-config %s: %w", path, err)
+	}
+	return ts, nil
+}
+
 func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
@@ -160,6 +181,13 @@ func runServer(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	f, err := parseServerFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if f.scrapeConfig != "" {
+		ts, err := readScrapeConfig(f.scrapeConfig)
+		if err != nil {
+			return err
+		}
+		f.scrape = append(f.scrape, ts...)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := os.MkdirAll(f.data, 0o700); err != nil {

@@ -291,8 +291,15 @@ func TestServerScrapesPprofOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := startTarget(t, exec.Command(bin, "--listen", "127.0.0.1:0"))
-	s := startServer(t, t.TempDir(), "--no-self-monitoring", "--scrape", "plain="+target,
-		"--scrape-goroutine-interval", "500ms", "--scrape-vars-interval", "500ms", "--scrape-heap-interval", "1s")
+	// The target comes from a scrape config file whose own intervals
+	// replace the defaults (1 min, 10 s, 5 min), which the wait below
+	// would not see in 30 s.
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "scrape.conf")
+	if err := os.WriteFile(cfg, []byte("# agentless services\nplain "+target+"/debug/pprof/ goroutine=1s vars=1s heap=1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, filepath.Join(dir, "data"), "--no-self-monitoring", "--scrape-config", cfg)
 	host := strings.TrimPrefix(target, "http://")
 	waitFor(t, 30*time.Second, "scraped memstats, GC cycles and a heap profile", func() bool {
 		var ms struct{ Points []struct{ Value float64 } }
@@ -458,11 +465,43 @@ func TestServerFlags(t *testing.T) {
 		{[]string{"--scrape", "novalue"}, "NAME=http"},
 		{[]string{"--scrape", "x=ftp://h"}, "is not http(s)"},
 		{[]string{"extra"}, "no arguments"},
+		{[]string{"--scrape", "a=http://h:1", "--scrape", "a=http://h:1/debug/pprof/"}, "listed twice"},
 	} {
 		err := runServer(context.Background(), append(tc.args, "--data", t.TempDir()), nil, io.Discard, io.Discard)
 		var ue usageError
 		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want a usage error saying %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestServerScrapeConfigErrors: a --scrape-config that cannot be used
+// stops the server at start, saying which line is wrong.
+func TestServerScrapeConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		want  string
+		usage bool
+	}{
+		{"missing file", []string{"--scrape-config", filepath.Join(dir, "nope.conf")}, "--scrape-config: open", false},
+		{"bad line", []string{"--scrape-config", write("bad.conf", "api http://h:1\nweb ftp://h:2\n")}, "bad.conf: scrape config line 2: target web: URL \"ftp://h:2\" is not http(s)", false},
+		{"duplicate in file", []string{"--scrape-config", write("dup.conf", "a http://h:1\nb http://h:1\n")}, "line 2: http://h:1 is already listed on line 1", false},
+		{"flag and file", []string{"--scrape", "a=http://h:1", "--scrape-config", write("one.conf", "a http://h:1/debug/pprof\n")}, "listed twice", true},
+	} {
+		data := filepath.Join(dir, "data-"+strings.ReplaceAll(tc.name, " ", "-"))
+		err := runServer(context.Background(), append(tc.args, "--data", data, "--no-self-monitoring", "--listen", "127.0.0.1:0"), nil, io.Discard, io.Discard)
+		var ue usageError
+		if err == nil || !strings.Contains(err.Error(), tc.want) || errors.As(err, &ue) != tc.usage {
+			t.Errorf("%s: %v (usage error: %v), want one saying %q (usage error: %v)", tc.name, err, errors.As(err, &ue), tc.want, tc.usage)
 		}
 	}
 }

@@ -103,7 +103,7 @@ func runToken(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		if err := st.RevokeToken(ctx, pos[0], time.Now()); err != nil {
 			return fmt.Errorf("revoke %s: %w", pos[0], err)
 		}
-		fmt.Fprintf(stdout, "token %s revoked (servers stop accepting it within 30 s)\n", pos[0])
+		fmt.Fprintf(stdout, "token %s revoked (servers stop accepting it within 1 s)\n", pos[0])
 		return nil
 	}
 	fmt.Fprint(stderr, tokenUsage)
