@@ -67,6 +67,7 @@ type Agent struct {
 	stwTotal  float64
 	lastLevel map[string]float64
 	settings  settings
+	gcCPU     gcCPU
 }
 
 type settings struct {
@@ -113,7 +114,7 @@ func build(opts Options, getenv func(string) string) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{opts: o, manual: make(chan string, 4), lastLevel: map[string]float64{}, stopChan: make(chan struct{})}
+	a := &Agent{opts: o, manual: make(chan string, 4), lastLevel: map[string]float64{}, stopChan: make(chan struct{}), gcCPU: newGCCPU()}
 	a.th = rules.Thresholds{
 		GCPause: o.Triggers.GCPause, GCCPUFraction: o.Triggers.GCCPUFraction, GCCPUWindow: o.Triggers.GCCPUWindow,
 		GoroutineGrowth: o.Triggers.GoroutineGrowthFraction, GoroutineGrowthMin: float64(o.Triggers.GoroutineGrowthMin),
@@ -302,6 +303,7 @@ func (a *Agent) tick(now time.Time) {
 // bundles (without the slices, which the next tick reuses).
 func (a *Agent) copyLast(s *sample.Slot) {
 	a.last.Time, a.last.Proc, a.last.Cg, a.last.Point = s.Time, s.Proc, s.Cg, s.Point
+	a.gcCPU.update(s.Point)
 }
 
 func (a *Agent) fire(ctx context.Context, r rules.Result, reason string, now time.Time) {

@@ -5,27 +5,42 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/gopulse/gopulse/agent/internal/sample"
 )
 
 // Status is what Handler serves as JSON.
 type Status struct {
-	Service         string             `json:"service"`
-	InstanceID      string             `json:"instance_id"`
-	Collector       string             `json:"collector,omitempty"`
-	SampledAt       time.Time          `json:"sampled_at"`
-	Goroutines      uint64             `json:"goroutines"`
-	HeapLiveBytes   uint64             `json:"heap_live_bytes"`
-	HeapGoalBytes   uint64             `json:"heap_goal_bytes"`
-	RSSBytes        uint64             `json:"rss_bytes"`
-	OpenFDs         uint64             `json:"open_fds"`
-	FDLimit         uint64             `json:"fd_limit"`
-	CgroupVersion   int                `json:"cgroup_version"`
-	CgroupMemLimit  uint64             `json:"cgroup_memory_limit_bytes"`
-	SchedP99        string             `json:"sched_latency_p99"`
-	SchedP99Seconds float64            `json:"sched_latency_p99_seconds"`
-	RuleLevels      map[string]float64 `json:"rule_levels"`
-	FlightRecorder  string             `json:"flight_recorder"`
-	RecorderOn      bool               `json:"flight_recorder_running"`
+	Service         string    `json:"service"`
+	InstanceID      string    `json:"instance_id"`
+	Collector       string    `json:"collector,omitempty"`
+	SampledAt       time.Time `json:"sampled_at"`
+	Goroutines      uint64    `json:"goroutines"`
+	HeapLiveBytes   uint64    `json:"heap_live_bytes"`
+	HeapGoalBytes   uint64    `json:"heap_goal_bytes"`
+	RSSBytes        uint64    `json:"rss_bytes"`
+	OpenFDs         uint64    `json:"open_fds"`
+	FDLimit         uint64    `json:"fd_limit"`
+	CgroupVersion   int       `json:"cgroup_version"`
+	CgroupMemLimit  uint64    `json:"cgroup_memory_limit_bytes"`
+	SchedP99        string    `json:"sched_latency_p99"`
+	SchedP99Seconds float64   `json:"sched_latency_p99_seconds"`
+	// GCCPUFraction is the GC's share of the CPU the process was busy with
+	// (/cpu/classes gc/total ÷ (total − idle)), and GCMarkAssistShare the
+	// part of that GC CPU that goroutines paid in mark assists, inside
+	// their own work (requests feel it as latency). The runtime updates
+	// these counters only when a GC cycle ends, so both cover the span from
+	// GCCPUSince to SampledAt between the agent's two latest samples that
+	// saw cycles end; -1 until there are two such samples.
+	GCCPUFraction     float64   `json:"gc_cpu_fraction"`
+	GCMarkAssistShare float64   `json:"gc_mark_assist_share"`
+	GCCPUSince        time.Time `json:"gc_cpu_since"`
+	// CPUSeconds are the cumulative counters at SampledAt, for a reader
+	// that takes its own differences over its own interval.
+	CPUSeconds     CPUSeconds         `json:"cpu_seconds"`
+	RuleLevels     map[string]float64 `json:"rule_levels"`
+	FlightRecorder string             `json:"flight_recorder"`
+	RecorderOn     bool               `json:"flight_recorder_running"`
 	// RecorderStarts counts how often the flight recorder was started
 	// (in armed mode: how often a signal crossed ArmLevel).
 	RecorderStarts uint64      `json:"flight_recorder_starts"`
@@ -34,6 +49,47 @@ type Status struct {
 	Delivery *DeliveryStats `json:"delivery,omitempty"`
 	// BundlesCaptured counts captures since Start (Events keeps the last 32).
 	BundlesCaptured uint64 `json:"bundles_captured"`
+}
+
+// CPUSeconds are the runtime's cumulative CPU estimates from
+// runtime/metrics /cpu/classes/…:cpu-seconds, as of the latest GC cycle end.
+type CPUSeconds struct {
+	GCTotal      float64 `json:"gc_total"`
+	GCMarkAssist float64 `json:"gc_mark_assist"`
+	GCMarkIdle   float64 `json:"gc_mark_idle"`
+	Total        float64 `json:"total"` // GOMAXPROCS × wall time
+	Idle         float64 `json:"idle"`
+}
+
+// gcCPU turns successive samples into the GC's CPU share between the two
+// latest that saw GC cycles end. Two samples with no cycle end between
+// them carry the same counters and change nothing.
+type gcCPU struct {
+	ref            sample.Point // latest sample whose counters moved; zero Time: none yet
+	fraction       float64
+	assist         float64
+	since, sampled time.Time
+}
+
+func newGCCPU() gcCPU { return gcCPU{fraction: -1, assist: -1} }
+
+func (g *gcCPU) update(p sample.Point) {
+	if p.TotalCPU <= g.ref.TotalCPU {
+		return
+	}
+	if !g.ref.Time.IsZero() {
+		busy := (p.TotalCPU - p.IdleCPU) - (g.ref.TotalCPU - g.ref.IdleCPU)
+		gc := p.GCCPU - g.ref.GCCPU
+		if busy > 0 {
+			g.fraction = min(max(gc/busy, 0), 1)
+			g.since, g.sampled = g.ref.Time, p.Time
+			g.assist = 0
+			if gc > 0 {
+				g.assist = min(max((p.GCAssistCPU-g.ref.GCAssistCPU)/gc, 0), 1)
+			}
+		}
+	}
+	g.ref = p
 }
 
 // DeliveryStats are cumulative delivery counters.
@@ -59,7 +115,10 @@ func (a *Agent) Status() Status {
 		HeapGoalBytes: a.last.Point.HeapGoal, RSSBytes: a.last.Proc.RSS, OpenFDs: a.last.Proc.FDs, FDLimit: a.last.Proc.FDLimit,
 		CgroupVersion: a.last.Cg.Version, CgroupMemLimit: a.last.Cg.MemLimit, SchedP99: a.last.Point.SchedP99.String(),
 		SchedP99Seconds: a.last.Point.SchedP99.Seconds(),
-		RuleLevels:      map[string]float64{}, FlightRecorder: string(a.opts.FlightRecorder),
+		GCCPUFraction:   a.gcCPU.fraction, GCMarkAssistShare: a.gcCPU.assist, GCCPUSince: a.gcCPU.since,
+		CPUSeconds: CPUSeconds{GCTotal: a.last.Point.GCCPU, GCMarkAssist: a.last.Point.GCAssistCPU, GCMarkIdle: a.last.Point.GCIdleMarkCPU,
+			Total: a.last.Point.TotalCPU, Idle: a.last.Point.IdleCPU},
+		RuleLevels: map[string]float64{}, FlightRecorder: string(a.opts.FlightRecorder),
 		Events: append([]EventInfo(nil), a.recent...),
 	}
 	for k, v := range a.lastLevel {

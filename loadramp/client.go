@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,6 +38,11 @@ type Target struct {
 	Method string      // default GET
 	Header http.Header // extra request headers
 	Body   []byte
+	// Mix, if set, replaces Method, Header and Body: successive requests
+	// take its entries in turn. Every entry's URL must have URL's scheme
+	// and host:port, since all share one connection pool; an empty entry
+	// URL means URL. ParseTargets reads a mix from a targets file.
+	Mix []Request
 	// Timeout bounds one request, connect included. Default 10 s.
 	Timeout time.Duration
 	// InsecureSkipVerify disables TLS certificate checks.
@@ -44,37 +50,66 @@ type Target struct {
 	Engine             Engine // default EngineRaw
 }
 
+// Request is one entry of Target.Mix.
+type Request struct {
+	Method string      // default GET
+	URL    string      // default Target.URL
+	Header http.Header // extra request headers
+	Body   []byte
+}
+
 // preparedTarget holds what every request reuses.
 type preparedTarget struct {
 	u       *url.URL
 	addr    string // host:port to dial
 	tls     *tls.Config
-	method  string
-	head    bool
-	raw     []byte // the whole HTTP/1.1 request, for EngineRaw
+	reqs    []preparedReq // one, or Target.Mix in order
+	next    atomic.Uint64 // round robin over reqs
 	timeout time.Duration
 	t       Target
 }
 
-func prepare(t Target) (*preparedTarget, error) {
-	u, err := url.Parse(t.URL)
+// preparedReq is one request ready to send.
+type preparedReq struct {
+	method string
+	u      *url.URL
+	head   bool
+	raw    []byte // the whole HTTP/1.1 request, for EngineRaw
+	header http.Header
+	body   []byte
+}
+
+// pick returns the request to send next.
+func (p *preparedTarget) pick() *preparedReq {
+	if len(p.reqs) == 1 {
+		return &p.reqs[0]
+	}
+	return &p.reqs[(p.next.Add(1)-1)%uint64(len(p.reqs))]
+}
+
+func parseTargetURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("target URL %q: %w", t.URL, err)
+		return nil, fmt.Errorf("target URL %q: %w", raw, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("target URL %q: scheme must be http or https", t.URL)
+		return nil, fmt.Errorf("target URL %q: scheme must be http or https", raw)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("target URL %q: no host", t.URL)
+		return nil, fmt.Errorf("target URL %q: no host", raw)
 	}
-	p := &preparedTarget{u: u, t: t, timeout: t.Timeout, method: strings.ToUpper(t.Method)}
-	if p.method == "" {
-		p.method = http.MethodGet
+	return u, nil
+}
+
+func prepare(t Target) (*preparedTarget, error) {
+	u, err := parseTargetURL(t.URL)
+	if err != nil {
+		return nil, err
 	}
+	p := &preparedTarget{u: u, t: t, timeout: t.Timeout}
 	if p.timeout <= 0 {
 		p.timeout = 10 * time.Second
 	}
-	p.head = p.method == http.MethodHead
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -86,14 +121,50 @@ func prepare(t Target) (*preparedTarget, error) {
 	if u.Scheme == "https" {
 		p.tls = &tls.Config{ServerName: u.Hostname(), InsecureSkipVerify: t.InsecureSkipVerify, NextProtos: []string{"http/1.1"}}
 	}
+	if len(t.Mix) == 0 {
+		r, err := buildRequest(t.Method, u, t.Header, t.Body)
+		if err != nil {
+			return nil, err
+		}
+		p.reqs = []preparedReq{r}
+		return p, nil
+	}
+	for i, m := range t.Mix {
+		mu := u
+		if m.URL != "" {
+			if mu, err = parseTargetURL(m.URL); err != nil {
+				return nil, fmt.Errorf("request %d of the mix: %w", i+1, err)
+			}
+			if mu.Scheme != u.Scheme || mu.Host != u.Host {
+				return nil, fmt.Errorf("request %d of the mix: %s is not on %s://%s; every request of a mix goes to one origin", i+1, m.URL, u.Scheme, u.Host)
+			}
+		}
+		r, err := buildRequest(m.Method, mu, m.Header, m.Body)
+		if err != nil {
+			return nil, fmt.Errorf("request %d of the mix: %w", i+1, err)
+		}
+		p.reqs = append(p.reqs, r)
+	}
+	return p, nil
+}
+
+// buildRequest renders one HTTP/1.1 request.
+func buildRequest(method string, u *url.URL, h http.Header, body []byte) (preparedReq, error) {
+	r := preparedReq{method: strings.ToUpper(method), u: u, header: h, body: body}
+	if r.method == "" {
+		r.method = http.MethodGet
+	}
+	if strings.ContainsAny(r.method, " \t\r\n") {
+		return preparedReq{}, fmt.Errorf("method %q: contains white space", r.method)
+	}
+	r.head = r.method == http.MethodHead
 	var b bytes.Buffer
-	path := u.RequestURI()
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\n", p.method, path, u.Host)
-	if t.Header.Get("User-Agent") == "" {
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\n", r.method, u.RequestURI(), u.Host)
+	if h.Get("User-Agent") == "" {
 		b.WriteString("User-Agent: gopulse-ramp\r\n")
 	}
-	keys := make([]string, 0, len(t.Header))
-	for k := range t.Header {
+	keys := make([]string, 0, len(h))
+	for k := range h {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
@@ -101,20 +172,20 @@ func prepare(t Target) (*preparedTarget, error) {
 		if strings.EqualFold(k, "Host") || strings.EqualFold(k, "Content-Length") {
 			continue
 		}
-		for _, v := range t.Header[k] {
+		for _, v := range h[k] {
 			if strings.ContainsAny(k+v, "\r\n") {
-				return nil, fmt.Errorf("header %q: contains a line break", k)
+				return preparedReq{}, fmt.Errorf("header %q: contains a line break", k)
 			}
 			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
 		}
 	}
-	if len(t.Body) > 0 || p.method == http.MethodPost || p.method == http.MethodPut || p.method == http.MethodPatch {
-		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(t.Body))
+	if len(body) > 0 || r.method == http.MethodPost || r.method == http.MethodPut || r.method == http.MethodPatch {
+		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
 	}
 	b.WriteString("\r\n")
-	b.Write(t.Body)
-	p.raw = b.Bytes()
-	return p, nil
+	b.Write(body)
+	r.raw = b.Bytes()
+	return r, nil
 }
 
 // client sends one request at a time over (at most) one connection. do
@@ -188,6 +259,7 @@ func (rc *rawClient) dial(ctx context.Context) error {
 }
 
 func (rc *rawClient) do(ctx context.Context) (int, error) {
+	req := rc.p.pick()
 	for attempt := 0; ; attempt++ {
 		if rc.c == nil {
 			if err := rc.dial(ctx); err != nil {
@@ -195,7 +267,7 @@ func (rc *rawClient) do(ctx context.Context) (int, error) {
 			}
 		}
 		reused := rc.used
-		status, gotBytes, err := rc.roundTrip()
+		status, gotBytes, err := rc.roundTrip(req)
 		if err == nil {
 			return status, nil
 		}
@@ -210,7 +282,7 @@ func (rc *rawClient) do(ctx context.Context) (int, error) {
 	}
 }
 
-func (rc *rawClient) roundTrip() (status int, gotBytes bool, err error) {
+func (rc *rawClient) roundTrip(req *preparedReq) (status int, gotBytes bool, err error) {
 	c := rc.c
 	// Refresh the deadline only when less than 90% of the timeout is
 	// left: a request is then bounded by 0.9–1× Timeout, and a busy
@@ -220,7 +292,7 @@ func (rc *rawClient) roundTrip() (status int, gotBytes bool, err error) {
 		rc.deadline = now.Add(rc.p.timeout)
 		c.SetDeadline(rc.deadline)
 	}
-	if _, err := c.Write(rc.p.raw); err != nil {
+	if _, err := c.Write(req.raw); err != nil {
 		return 0, false, &opError{kind: classifyIO(err), err: err}
 	}
 	br := rc.br
@@ -271,7 +343,7 @@ func (rc *rawClient) roundTrip() (status int, gotBytes bool, err error) {
 			}
 		}
 	}
-	noBody := rc.p.head || status == 204 || status == 304 || status/100 == 1
+	noBody := req.head || status == 204 || status == 304 || status/100 == 1
 	switch {
 	case noBody:
 	case chunked:
@@ -391,15 +463,16 @@ func newNetHTTPTransport(p *preparedTarget, maxConns int) *http.Client {
 }
 
 func (c *netHTTPClient) do(ctx context.Context) (int, error) {
+	r := c.p.pick()
 	var body io.Reader
-	if len(c.p.t.Body) > 0 {
-		body = bytes.NewReader(c.p.t.Body)
+	if len(r.body) > 0 {
+		body = bytes.NewReader(r.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, c.p.method, c.p.u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, r.method, r.u.String(), body)
 	if err != nil {
 		return 0, &opError{kind: ErrProtocol, err: err}
 	}
-	for k, vs := range c.p.t.Header {
+	for k, vs := range r.header {
 		req.Header[k] = vs
 	}
 	if req.Header.Get("User-Agent") == "" {

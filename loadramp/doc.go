@@ -4,7 +4,10 @@
 //
 // The generator is open-model: each step has a rate, and request i of the
 // step is due at start + i/rate whether or not earlier requests have
-// finished. Latency is recorded twice: from the intended send time
+// finished (or, with ArrivalsPoisson, after exponential gaps of mean
+// 1/rate, from a seeded schedule). Target.Mix rotates requests through
+// several endpoints of one origin; ParseTargets reads one from a
+// vegeta-style targets file. Latency is recorded twice: from the intended send time
 // (corrected for coordinated omission, as wrk2 does) and from the actual
 // send (what wrk and hey report). A send that falls more than DropAfter
 // behind its intended time is not sent but counted as dropped, and it enters

@@ -90,7 +90,7 @@ func FuzzRawResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c := &fakeConn{r: bytes.NewReader(b)}
 		rc := &rawClient{p: p, c: c, br: bufio.NewReaderSize(c, 16<<10)}
-		status, _, err := rc.roundTrip()
+		status, _, err := rc.roundTrip(p.pick())
 		if err == nil && (status < 100 || status > 999) {
 			t.Fatalf("status %d accepted from %q", status, b)
 		}

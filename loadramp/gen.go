@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"runtime"
 	"sort"
@@ -100,6 +101,54 @@ type StepSpec struct {
 	// measured window starts (true) and ends (false); the step waits for
 	// it to return. The ramp reads the target's runtime here.
 	AtWindow func(start bool)
+	// Arrivals spaces the sends of an open-model step; "" is uniform.
+	// Seed fixes a Poisson schedule (0 means 1), so a step can be re-run.
+	Arrivals Arrivals
+	Seed     uint64
+}
+
+// Arrivals is how an open-model step spaces its sends.
+type Arrivals string
+
+const (
+	// ArrivalsUniform sends exactly every 1/rate: the least noisy way to
+	// find a limit, and the default.
+	ArrivalsUniform Arrivals = "uniform"
+	// ArrivalsPoisson spaces sends by independent exponential gaps of mean
+	// 1/rate, as requests from many independent users arrive: the bursts
+	// queue at the target as real traffic does, so latency at a given rate
+	// is higher than under uniform arrivals.
+	ArrivalsPoisson Arrivals = "poisson"
+)
+
+// maxSchedule bounds a Poisson schedule (8 bytes a send).
+const maxSchedule = 20_000_000
+
+func (a Arrivals) valid() error {
+	switch a {
+	case "", ArrivalsUniform, ArrivalsPoisson:
+		return nil
+	}
+	return fmt.Errorf("arrivals %q: want %q or %q", string(a), ArrivalsUniform, ArrivalsPoisson)
+}
+
+// poissonSchedule returns send times in ns from the step's start: gaps
+// drawn from an exponential distribution of mean nsPerReq, up to end.
+func poissonSchedule(nsPerReq float64, end int64, seed uint64) ([]int64, error) {
+	if n := float64(end) / nsPerReq; n > maxSchedule {
+		return nil, fmt.Errorf("a Poisson schedule of %.0f sends is too large (at most %d per step): lower the rate or the step duration", n, maxSchedule)
+	}
+	if seed == 0 {
+		seed = 1
+	}
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	sched := make([]int64, 0, int(float64(end)/nsPerReq*1.05)+16)
+	t := r.ExpFloat64() * nsPerReq
+	for int64(t) < end {
+		sched = append(sched, int64(t))
+		t += r.ExpFloat64() * nsPerReq
+	}
+	return sched, nil
 }
 
 // StepResult is what one step measured. Counts cover requests whose
@@ -179,6 +228,9 @@ func (g *Generator) Step(ctx context.Context, s StepSpec) (*StepResult, error) {
 	if s.Rate < 0 || math.IsNaN(s.Rate) || math.IsInf(s.Rate, 0) {
 		return nil, fmt.Errorf("step rate %v: must be a finite number ≥ 0", s.Rate)
 	}
+	if err := s.Arrivals.valid(); err != nil {
+		return nil, err
+	}
 	if s.DropAfter <= 0 {
 		s.DropAfter = defaultDropOff
 	}
@@ -208,6 +260,13 @@ func (g *Generator) Step(ctx context.Context, s StepSpec) (*StepResult, error) {
 	st.we = st.ws + int64(s.Duration)
 	if s.Rate > 0 {
 		st.nsPerReq = 1e9 / s.Rate
+		if s.Arrivals == ArrivalsPoisson {
+			sched, err := poissonSchedule(st.nsPerReq, st.we, s.Seed)
+			if err != nil {
+				return nil, err
+			}
+			st.sched = sched
+		}
 	}
 
 	var aux sync.WaitGroup
@@ -297,6 +356,7 @@ type stepState struct {
 	base     time.Time
 	ws, we   int64 // window bounds, ns since base
 	nsPerReq float64
+	sched    []int64 // Poisson send times; nil: uniform, slot n at n × nsPerReq
 
 	next                          atomic.Int64 // next slot to claim
 	intended, sent, responses, ok atomic.Int64
@@ -337,6 +397,26 @@ func (st *stepState) addErr(kind string) {
 
 func (st *stepState) inWindow(t int64) bool { return t >= st.ws && t < st.we }
 
+// at is slot n's intended send time; false once the schedule is over.
+func (st *stepState) at(n int64) (int64, bool) {
+	if st.sched != nil {
+		if n >= int64(len(st.sched)) {
+			return 0, false
+		}
+		return st.sched[n], true
+	}
+	t := int64(float64(n) * st.nsPerReq)
+	return t, t < st.we
+}
+
+// slotAt is the first slot intended at or after t.
+func (st *stepState) slotAt(t int64) int64 {
+	if st.sched != nil {
+		return int64(sort.Search(len(st.sched), func(i int) bool { return st.sched[i] >= t }))
+	}
+	return int64(math.Ceil(float64(t) / st.nsPerReq))
+}
+
 func (st *stepState) worker(c client) {
 	defer st.wg.Done()
 	res := st.res
@@ -354,8 +434,8 @@ func (st *stepState) worker(c client) {
 			}
 		} else {
 			n := st.next.Add(1) - 1
-			intended = int64(float64(n) * st.nsPerReq)
-			if intended >= st.we {
+			var ok bool
+			if intended, ok = st.at(n); !ok {
 				return
 			}
 			if st.inWindow(intended) {
@@ -427,7 +507,7 @@ func (st *stepState) worker(c client) {
 // atomic operations instead of one loop turn per request.
 func (st *stepState) drop(n, intended, now int64) {
 	cut := now - int64(st.spec.DropAfter)
-	last := int64(math.Ceil(float64(cut) / st.nsPerReq)) // first slot not yet late enough
+	last := st.slotAt(cut) // first slot not yet late enough
 	var dropped int64 = 0
 	if st.inWindow(intended) {
 		dropped = 1
@@ -439,8 +519,8 @@ func (st *stepState) drop(n, intended, now int64) {
 		}
 		if st.next.CompareAndSwap(cur, last) {
 			// Slots [cur, last) are dropped; count those due in the window.
-			lo := max(cur, int64(math.Ceil(float64(st.ws)/st.nsPerReq)))
-			hi := min(last, int64(math.Ceil(float64(st.we)/st.nsPerReq)))
+			lo := max(cur, st.slotAt(st.ws))
+			hi := min(last, st.slotAt(st.we))
 			if hi > lo {
 				st.intended.Add(hi - lo)
 				dropped += hi - lo

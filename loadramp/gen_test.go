@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -221,5 +222,119 @@ func TestStepStopsWhenCancelled(t *testing.T) {
 	}
 	if el := time.Since(start); el > 5*time.Second {
 		t.Errorf("step took %v to stop after cancellation", el)
+	}
+}
+
+func TestArrivalSchedules(t *testing.T) {
+	const rate, secs = 1000.0, 20
+	tests := []struct {
+		name         string
+		arrivals     Arrivals
+		cvLo, cvHi   float64 // coefficient of variation of the gaps
+		countSlack   float64 // allowed |count/expected − 1|
+		wantSchedule bool
+	}{
+		{"uniform", ArrivalsUniform, 0, 0.001, 0, false},
+		// Poisson: exponential gaps have CV 1; 20,000 draws put the mean
+		// and CV within ~1–2% (the seed is fixed, so this is not flaky).
+		{"poisson", ArrivalsPoisson, 0.97, 1.03, 0.03, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &stepState{nsPerReq: 1e9 / rate, we: secs * int64(time.Second)}
+			if tc.arrivals == ArrivalsPoisson {
+				var err error
+				if st.sched, err = poissonSchedule(st.nsPerReq, st.we, 7); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if (st.sched != nil) != tc.wantSchedule {
+				t.Fatalf("schedule %v", st.sched != nil)
+			}
+			var times []float64
+			for n := int64(0); ; n++ {
+				at, ok := st.at(n)
+				if !ok {
+					break
+				}
+				if at < 0 || at >= st.we || len(times) > 0 && float64(at) < times[len(times)-1] {
+					t.Fatalf("slot %d at %d: out of order or outside the step", n, at)
+				}
+				times = append(times, float64(at))
+				if got := st.slotAt(at); got > n || st.sched == nil && got != n {
+					t.Fatalf("slotAt(at(%d)) = %d", n, got)
+				}
+			}
+			want := rate * secs
+			if c := float64(len(times)); c < want*(1-tc.countSlack)-1 || c > want*(1+tc.countSlack)+1 {
+				t.Errorf("%d sends in %d s at %v/s", len(times), secs, rate)
+			}
+			var sum, sq float64
+			for i := 1; i < len(times); i++ {
+				g := times[i] - times[i-1]
+				sum += g
+				sq += g * g
+			}
+			n := float64(len(times) - 1)
+			mean := sum / n
+			cv := math.Sqrt(max(sq/n-mean*mean, 0)) / mean
+			if cv < tc.cvLo || cv > tc.cvHi || math.Abs(mean/st.nsPerReq-1) > 0.03 {
+				t.Errorf("gaps: mean %.0f ns (want %.0f), CV %.3f (want %v–%v)", mean, st.nsPerReq, cv, tc.cvLo, tc.cvHi)
+			}
+		})
+	}
+	if _, err := poissonSchedule(1, int64(time.Second), 1); err == nil {
+		t.Error("a billion-send schedule was built")
+	}
+}
+
+func TestStepPoissonArrivals(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	defer srv.Close()
+	spec := StepSpec{Rate: 1000, Warmup: 100 * time.Millisecond, Duration: 500 * time.Millisecond, Arrivals: ArrivalsPoisson, Seed: 3}
+	sched, err := poissonSchedule(1e6, int64(spec.Warmup+spec.Duration), spec.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var due int64 // the schedule is seeded: exactly these fall in the window
+	for _, at := range sched {
+		if at >= int64(spec.Warmup) {
+			due++
+		}
+	}
+	r := step(t, Target{URL: srv.URL}, spec)
+	if r.Intended != due || r.Sent < r.Intended || r.OK+r.Dropped != r.Intended {
+		t.Errorf("intended %d (schedule says %d), sent %d, ok %d, dropped %d", r.Intended, due, r.Sent, r.OK, r.Dropped)
+	}
+	g, err := NewGenerator(Target{URL: srv.URL}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := g.Step(context.Background(), StepSpec{Rate: 10, Duration: time.Second, Arrivals: "bursty"}); err == nil {
+		t.Error("unknown arrivals accepted")
+	}
+}
+
+// TestOverloadDropsPoisson is the overload test with Poisson arrivals:
+// the drop path jumps over late slots by search instead of arithmetic.
+func TestOverloadDropsPoisson(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(10 * time.Millisecond)
+	}))
+	defer srv.Close()
+	g, err := NewGenerator(Target{URL: srv.URL}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	spec := StepSpec{Rate: 2000, Duration: 600 * time.Millisecond, DropAfter: 100 * time.Millisecond, Arrivals: ArrivalsPoisson, Seed: 5}
+	sched, _ := poissonSchedule(1e9/2000, int64(spec.Duration), spec.Seed)
+	r, err := g.Step(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Intended != int64(len(sched)) || r.Dropped < r.Intended/2 || r.Responses+r.ErrorCount() != r.Intended {
+		t.Errorf("intended %d (schedule %d), responses %d, dropped %d, errors %v", r.Intended, len(sched), r.Responses, r.Dropped, r.Errors)
 	}
 }

@@ -37,6 +37,10 @@ type Config struct {
 	Pause time.Duration
 	// MaxConns bounds connections and requests in flight. Default 256.
 	MaxConns int
+	// Arrivals spaces each step's sends: uniform (default) or Poisson.
+	// Poisson steps use a different seed each, so a repeated rate is a
+	// fresh sample of bursts rather than the same one.
+	Arrivals Arrivals
 	// ConfirmFailures is how often a failing step is repeated before the
 	// rate counts as failed (a pass is never repeated: interference only
 	// makes steps look worse). Default 1; negative means never.
@@ -123,8 +127,11 @@ type Result struct {
 	LowerBound   bool    `json:"max_sustainable_is_lower_bound"`
 	FirstFailRPS float64 `json:"first_failing_rps,omitempty"`
 	StopReason   string  `json:"stop_reason"`
-	Knee         *Knee   `json:"knee,omitempty"`
-	USL          *USL    `json:"usl,omitempty"`
+	// Arrivals is "poisson" for a ramp with Poisson arrivals; empty for
+	// uniform ones.
+	Arrivals string `json:"arrivals,omitempty"`
+	Knee     *Knee  `json:"knee,omitempty"`
+	USL      *USL   `json:"usl,omitempty"`
 	// Saturation names what saturated first, in words; Evidence holds the
 	// measurements behind it.
 	Saturation  string   `json:"saturation"`
@@ -194,6 +201,9 @@ func (c *Config) defaults() error {
 	if c.DropAfter <= 0 {
 		c.DropAfter = max(time.Second, 2*c.SLO.maxLatency())
 	}
+	if err := c.Arrivals.valid(); err != nil {
+		return err
+	}
 	for _, r := range c.Rates {
 		if !(r > 0) || math.IsInf(r, 0) {
 			return fmt.Errorf("rate %v in the step plan: rates must be positive", r)
@@ -224,6 +234,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	defer g.Close()
 	res := &Result{Target: cfg.Target.URL, SLO: cfg.SLO.String(), Started: time.Now()}
+	if cfg.Arrivals == ArrivalsPoisson {
+		res.Arrivals = string(ArrivalsPoisson)
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.MaxTotal)
 	defer cancel()
 
@@ -245,7 +258,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	runStep := func(rate float64) (*StepReport, error) {
 		var a, b RuntimeSample
 		spec := StepSpec{Rate: rate, Warmup: cfg.Warmup, Duration: cfg.StepDuration, LatencyHint: latencyHint, DropAfter: cfg.DropAfter,
-			LagLimit: max(wakeLagLimit, cfg.SLO.minLatency()/4)}
+			LagLimit: max(wakeLagLimit, cfg.SLO.minLatency()/4), Arrivals: cfg.Arrivals, Seed: uint64(len(res.Steps) + 1)}
 		if rr != nil {
 			spec.AtWindow = func(start bool) {
 				if start {
@@ -534,7 +547,7 @@ func capture(ctx context.Context, g *Generator, rr *RuntimeReader, cfg Config, r
 		wg    sync.WaitGroup
 	)
 	spec := StepSpec{Rate: rate, Warmup: cfg.Warmup, Duration: cfg.StepDuration, LatencyHint: hint, DropAfter: cfg.DropAfter,
-		AtWindow: func(start bool) {
+		Arrivals: cfg.Arrivals, AtWindow: func(start bool) {
 			if !start {
 				return
 			}

@@ -64,6 +64,25 @@ type AgentStatus struct {
 	OpenFDs         uint64  `json:"open_fds"`
 	FDLimit         uint64  `json:"fd_limit"`
 	SchedP99Seconds float64 `json:"sched_latency_p99_seconds"`
+	// GCCPUFraction (GC share of the process's busy CPU) and
+	// GCMarkAssistShare (part of it paid in mark assists) over the agent's
+	// own latest sampling interval; -1 when the agent has no figure yet or
+	// predates them.
+	GCCPUFraction     float64 `json:"gc_cpu_fraction"`
+	GCMarkAssistShare float64 `json:"gc_mark_assist_share"`
+	// CPUSeconds are the runtime's cumulative /cpu/classes counters, which
+	// the ramp differences over each step; nil from older agents.
+	CPUSeconds *AgentCPUSeconds `json:"cpu_seconds"`
+}
+
+// AgentCPUSeconds are the agent's cumulative CPU estimates (runtime/metrics
+// /cpu/classes/…:cpu-seconds), updated by the runtime at each GC cycle end.
+type AgentCPUSeconds struct {
+	GCTotal      float64 `json:"gc_total"`
+	GCMarkAssist float64 `json:"gc_mark_assist"`
+	GCMarkIdle   float64 `json:"gc_mark_idle"`
+	Total        float64 `json:"total"`
+	Idle         float64 `json:"idle"`
 }
 
 // ParseAgentStatus reads the gopulse agent handler's JSON. It insists on
@@ -78,7 +97,7 @@ func ParseAgentStatus(r io.Reader) (*AgentStatus, error) {
 		return nil, errors.New("parse agent status: not a gopulse agent status (no sched_latency_p99_seconds)")
 	}
 	b, _ := json.Marshal(raw)
-	var st AgentStatus
+	st := AgentStatus{GCCPUFraction: -1, GCMarkAssistShare: -1}
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("parse agent status: %w", err)
 	}
@@ -109,7 +128,15 @@ type RuntimeStep struct {
 	// otherwise GCCPUSinceStart holds the runtime's cumulative figure.
 	GCCPUFraction   float64 `json:"gc_cpu_fraction"`
 	GCCPUSinceStart float64 `json:"gc_cpu_fraction_since_start"`
-	GCPerSecond     float64 `json:"gc_cycles_per_second"`
+	// GCSource says where GCCPUFraction came from: "agent" (the gopulse
+	// agent's runtime/metrics CPU classes, between the GC cycle ends its
+	// samples saw around the step — exact for remote targets too) or
+	// "/debug/vars" (memstats, local targets); "" when unknown.
+	GCSource string `json:"gc_cpu_source,omitempty"`
+	// GCAssistShare is the part of the GC's CPU that goroutines paid in
+	// mark assists, inside their own requests; -1 without the agent.
+	GCAssistShare float64 `json:"gc_mark_assist_share"`
+	GCPerSecond   float64 `json:"gc_cycles_per_second"`
 	// Pause percentiles over the GC cycles of the step (from the PauseNs
 	// ring, so at most the last 256 cycles).
 	PauseP50  time.Duration `json:"pause_p50_ns"`
@@ -460,7 +487,7 @@ func findListenerPID(port int) int {
 
 // RuntimeDelta summarises what the runtime did from a to b.
 func RuntimeDelta(a, b RuntimeSample) RuntimeStep {
-	d := RuntimeStep{GCCPUFraction: -1, GCCPUSinceStart: -1, GCPerSecond: -1, PauseP50: -1, PauseP99: -1, PauseMax: -1,
+	d := RuntimeStep{GCCPUFraction: -1, GCCPUSinceStart: -1, GCAssistShare: -1, GCPerSecond: -1, PauseP50: -1, PauseP99: -1, PauseMax: -1,
 		Goroutines: b.Goroutines, ProcessCPUCores: -1, FDs: -1, Threads: -1, SchedLatencyP99: -1, MachineCPUBusy: -1}
 	if b.Agent != nil {
 		d.SchedLatencyP99 = b.Agent.SchedP99Seconds
@@ -506,6 +533,25 @@ func RuntimeDelta(a, b RuntimeSample) RuntimeStep {
 			// past its goal means a cycle is under way, whose cost shows
 			// only when it ends, so the fraction stays unknown.
 			d.GCCPUFraction = 0
+		}
+	}
+	if d.GCCPUFraction >= 0 {
+		d.GCSource = "/debug/vars"
+	}
+	// The agent's counters, when they moved, beat memstats: they need no
+	// process start time and split out the assists.
+	if a.Agent != nil && b.Agent != nil && a.Agent.CPUSeconds != nil && b.Agent.CPUSeconds != nil {
+		ca, cb := a.Agent.CPUSeconds, b.Agent.CPUSeconds
+		if avail := cb.Total - ca.Total; avail > 0 {
+			gc := cb.GCTotal - ca.GCTotal
+			// Idle-time marking uses Ps that had nothing else to do; like
+			// memstats' GCCPUFraction, count only what the GC took.
+			d.GCCPUFraction = min(max((gc-(cb.GCMarkIdle-ca.GCMarkIdle))/avail, 0), 1)
+			d.GCAssistShare = 0
+			if gc > 0 {
+				d.GCAssistShare = min(max((cb.GCMarkAssist-ca.GCMarkAssist)/gc, 0), 1)
+			}
+			d.GCSource = "agent"
 		}
 	}
 	if a.PID != 0 && a.PID == b.PID {

@@ -149,7 +149,8 @@ func TestCountTCP(t *testing.T) {
 // cmd/gopulse's tests check it against the real agent).
 const agentJSON = `{"service":"s","instance_id":"i","sampled_at":"2026-11-24T00:00:00Z","goroutines":42,
 "heap_live_bytes":1000,"heap_goal_bytes":2000,"rss_bytes":3000,"open_fds":17,"fd_limit":1024,
-"sched_latency_p99":"12ms","sched_latency_p99_seconds":0.012,"rule_levels":{},"events":[]}`
+"sched_latency_p99":"12ms","sched_latency_p99_seconds":0.012,"gc_cpu_fraction":0.3,"gc_mark_assist_share":0.6,
+"cpu_seconds":{"gc_total":3,"gc_mark_assist":1.5,"gc_mark_idle":0.1,"total":20,"idle":5},"rule_levels":{},"events":[]}`
 
 func TestRuntimeReaderReadsAgent(t *testing.T) {
 	mux := http.NewServeMux()
@@ -167,6 +168,13 @@ func TestRuntimeReaderReadsAgent(t *testing.T) {
 	d := RuntimeDelta(a, b)
 	if a.Agent == nil || a.Goroutines != 42 || d.SchedLatencyP99 != 0.012 || d.HeapLive != 1000 || d.FDs != 17 {
 		t.Errorf("agent not read: %+v / %+v", a.Agent, d)
+	}
+	if a.Agent.GCCPUFraction != 0.3 || a.Agent.GCMarkAssistShare != 0.6 || a.Agent.CPUSeconds == nil || a.Agent.CPUSeconds.GCMarkAssist != 1.5 {
+		t.Errorf("agent GC CPU not read: %+v", a.Agent)
+	}
+	old, err := ParseAgentStatus(strings.NewReader(`{"goroutines":1,"sched_latency_p99_seconds":0}`))
+	if err != nil || old.GCCPUFraction != -1 || old.GCMarkAssistShare != -1 || old.CPUSeconds != nil {
+		t.Errorf("an agent without GC CPU fields read as %+v, %v; want -1, -1, nil", old, err)
 	}
 	if _, err := ParseAgentStatus(strings.NewReader(`{"goroutines":1}`)); err == nil {
 		t.Error("JSON without the agent's keys taken for an agent status")
@@ -218,5 +226,103 @@ func TestEnvProcs(t *testing.T) {
 		if got := envProcs([]byte(tc.env)); got != tc.want {
 			t.Errorf("envProcs(%q) = %d, want %d", tc.env, got, tc.want)
 		}
+	}
+}
+
+// TestRuntimeDeltaGCSource checks which source the step's GC CPU comes
+// from: the agent's CPU classes when they moved during the step, else
+// memstats from /debug/vars.
+func TestRuntimeDeltaGCSource(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	start := t0.Add(-100 * time.Second)
+	// memstats: 10% of available CPU since start at t0−1s, 10.2% at t0+1s
+	// → the step's own fraction over 98..102 s after start.
+	vars := func(at time.Time, frac float64, numGC uint32) RuntimeSample {
+		return RuntimeSample{At: at, HasVars: true, ProcStart: start, PID: 7,
+			MemStats: MemStats{NumGC: numGC, LastGC: uint64(at.Add(-time.Second).UnixNano()), GCCPUFraction: frac, HeapAlloc: 1, NextGC: 2}}
+	}
+	cpu := func(total, gc, assist, idleMark float64) *AgentStatus {
+		return &AgentStatus{GCCPUFraction: -1, GCMarkAssistShare: -1,
+			CPUSeconds: &AgentCPUSeconds{Total: total, GCTotal: gc, GCMarkAssist: assist, GCMarkIdle: idleMark}}
+	}
+	withAgent := func(s RuntimeSample, a *AgentStatus) RuntimeSample { s.Agent = a; return s }
+	varsFrac := (0.102*101 - 0.10*99) / 2
+	tests := []struct {
+		name     string
+		a, b     RuntimeSample
+		source   string
+		fraction float64
+		assist   float64
+	}{
+		{"vars only", vars(t0, 0.10, 5), vars(t0.Add(2*time.Second), 0.102, 9), "/debug/vars", varsFrac, -1},
+		{"agent counters moved: agent wins, idle marking excluded",
+			withAgent(vars(t0, 0.10, 5), cpu(10, 1, 0.2, 0.1)), withAgent(vars(t0.Add(2*time.Second), 0.102, 9), cpu(14, 2.5, 0.8, 0.3)),
+			// (1.5 − 0.2) / 4 available; assists 0.6 of 1.5
+			"agent", 1.3 / 4, 0.4},
+		{"agent counters did not move (no cycle ended): vars",
+			withAgent(vars(t0, 0.10, 5), cpu(10, 1, 0.2, 0)), withAgent(vars(t0.Add(2*time.Second), 0.102, 9), cpu(10, 1, 0.2, 0)),
+			"/debug/vars", varsFrac, -1},
+		{"older agent without cpu_seconds: vars",
+			withAgent(vars(t0, 0.10, 5), &AgentStatus{GCCPUFraction: -1}), withAgent(vars(t0.Add(2*time.Second), 0.102, 9), &AgentStatus{GCCPUFraction: -1}),
+			"/debug/vars", varsFrac, -1},
+		{"agent without /debug/vars (remote target)",
+			RuntimeSample{At: t0, Agent: cpu(10, 1, 0, 0)}, RuntimeSample{At: t0.Add(2 * time.Second), Agent: cpu(12, 1.5, 0, 0)},
+			"agent", 0.25, 0},
+		{"nothing", RuntimeSample{At: t0}, RuntimeSample{At: t0.Add(time.Second)}, "", -1, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := RuntimeDelta(tc.a, tc.b)
+			if d.GCSource != tc.source || !near(d.GCCPUFraction, tc.fraction) || !near(d.GCAssistShare, tc.assist) {
+				t.Fatalf("source %q fraction %v assist %v; want %q %v %v", d.GCSource, d.GCCPUFraction, d.GCAssistShare, tc.source, tc.fraction, tc.assist)
+			}
+		})
+	}
+}
+
+func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+// TestRuntimeReaderAgentGC reads GC CPU from the real agent inside the
+// capacity server while it collects garbage under load.
+func TestRuntimeReaderAgentGC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server process")
+	}
+	url, _ := startCapacity(t, []string{"GOGC=10"}, "-workers", "8", "-service", "1ms", "-alloc", "65536", "-agent")
+	rr, err := NewRuntimeReader(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGenerator(Target{URL: url}, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var a, b RuntimeSample
+	// The agent samples once a second: a 2.5 s window spans at least two
+	// of its samples with GC cycles ending between them.
+	_, err = g.Step(context.Background(), StepSpec{Rate: 400, Warmup: 1200 * time.Millisecond, Duration: 2500 * time.Millisecond,
+		AtWindow: func(start bool) {
+			if start {
+				a = rr.Sample(context.Background())
+			} else {
+				b = rr.Sample(context.Background())
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Agent == nil || b.Agent.CPUSeconds == nil {
+		t.Fatalf("agent status not read or without cpu_seconds: %+v", b.Agent)
+	}
+	d := RuntimeDelta(a, b)
+	withoutAgent := a
+	withoutAgent.Agent = nil
+	t.Logf("agent: GC CPU %.3f assists %.3f; /debug/vars alone: %.3f", d.GCCPUFraction, d.GCAssistShare, RuntimeDelta(withoutAgent, b).GCCPUFraction)
+	if d.GCSource != "agent" || !(d.GCCPUFraction > 0 && d.GCCPUFraction <= 1) || d.GCAssistShare < 0 || d.GCAssistShare > 1 {
+		t.Errorf("GC from the agent: source %q fraction %v assists %v", d.GCSource, d.GCCPUFraction, d.GCAssistShare)
+	}
+	if b.Agent.GCCPUFraction < 0 || b.Agent.GCMarkAssistShare < 0 {
+		t.Errorf("the agent's own interval figures are missing: %+v", b.Agent)
 	}
 }

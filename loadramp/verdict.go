@@ -296,7 +296,14 @@ func saturation(res *Result) (string, []string) {
 		r := s.Runtime
 		out := fmt.Sprintf("at %.0f req/s:", s.OfferedRPS)
 		if r.GCCPUFraction >= 0 {
-			out += fmt.Sprintf(" GC CPU %.0f%%,", r.GCCPUFraction*100)
+			out += fmt.Sprintf(" GC CPU %.0f%%", r.GCCPUFraction*100)
+			if r.GCAssistShare >= 0 {
+				out += fmt.Sprintf(" (%.0f%% of it mark assists)", r.GCAssistShare*100)
+			}
+			if r.GCSource != "" {
+				out += " from " + r.GCSource
+			}
+			out += ","
 		} else if r.GCCPUSinceStart >= 0 {
 			out += fmt.Sprintf(" GC CPU since start %.0f%%,", r.GCCPUSinceStart*100)
 		}
@@ -372,13 +379,16 @@ func saturation(res *Result) (string, []string) {
 	}
 	gcUnknown := ""
 	if topGC < 0 {
-		gcUnknown = "; GC CPU was not readable (serve /debug/vars to see it), so GC is not ruled out"
+		gcUnknown = "; GC CPU was not readable (serve /debug/vars or mount the gopulse agent's handler at /debug/gopulse/ to see it), so GC is not ruled out"
 	}
 	switch {
 	case topGC >= gcCPUSaturated || (gc >= gcCPUNotable && pgc > 0 && gc >= 2*pgc):
 		s := fmt.Sprintf("%s: %s GC CPU reached %.0f%%", CauseGC, gcAt, topGC*100)
 		if gcStep == fail && pgc >= 0 && pass != nil {
 			s += fmt.Sprintf(" (%.0f%% at %.0f req/s)", pgc*100, pass.OfferedRPS)
+		}
+		if gcR.GCAssistShare >= 0 {
+			s += fmt.Sprintf(", %.0f%% of it in mark assists that requests paid for themselves", gcR.GCAssistShare*100)
 		}
 		if gcR.GCPerSecond >= 0 {
 			s += fmt.Sprintf(" with %.1f cycles/s and p99 pause %s", gcR.GCPerSecond, fmtDur(gcR.PauseP99))

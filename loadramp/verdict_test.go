@@ -114,6 +114,11 @@ func TestSaturationNamesTheCause(t *testing.T) {
 			step2(1000, 1000, 0.01, true, &RuntimeStep{GCCPUFraction: 0.12, GCPerSecond: 5, ProcessCPUCores: 0.3}),
 			step2(2000, 1700, 0.5, false, &RuntimeStep{GCCPUFraction: 0.35, GCPerSecond: 12, ProcessCPUCores: 0.6}, "p99 500ms > 50ms"),
 		}, CauseGC},
+		// No /debug/vars: GC CPU and assists from the gopulse agent.
+		{"gc from the agent", []StepReport{
+			step2(1000, 1000, 0.01, true, &RuntimeStep{GCCPUFraction: 0.12, GCAssistShare: 0.3, GCSource: "agent", GCCPUSinceStart: -1, GCPerSecond: -1, ProcessCPUCores: 0.3, SchedLatencyP99: 0.002, MachineCPUBusy: -1}),
+			step2(2000, 1700, 0.5, false, &RuntimeStep{GCCPUFraction: 0.4, GCAssistShare: 0.55, GCSource: "agent", GCCPUSinceStart: -1, GCPerSecond: -1, ProcessCPUCores: 0.6, SchedLatencyP99: 0.004, MachineCPUBusy: -1}, "p99"),
+		}, CauseGC},
 		{"cpu", []StepReport{
 			step2(1000, 1000, 0.01, true, quiet),
 			step2(2000, 1500, 0.5, false, &RuntimeStep{GCCPUFraction: 0.02, ProcessCPUCores: float64(runtime.NumCPU())}, "p99"),
@@ -163,5 +168,19 @@ func TestSaturationNamesTheCause(t *testing.T) {
 				t.Error("no evidence")
 			}
 		})
+	}
+}
+
+func TestSaturationGCFromAgentNamesAssists(t *testing.T) {
+	pass := &RuntimeStep{GCCPUFraction: 0.12, GCAssistShare: 0.3, GCSource: "agent", GCCPUSinceStart: -1, GCPerSecond: -1, ProcessCPUCores: 0.3, SchedLatencyP99: 0.002, MachineCPUBusy: -1}
+	fail := &RuntimeStep{GCCPUFraction: 0.4, GCAssistShare: 0.55, GCSource: "agent", GCCPUSinceStart: -1, GCPerSecond: -1, ProcessCPUCores: 0.6, SchedLatencyP99: 0.004, MachineCPUBusy: -1}
+	got, ev := saturation(&Result{Steps: []StepReport{step2(1000, 1000, 0.01, true, pass), step2(2000, 1700, 0.5, false, fail, "p99")}})
+	for _, want := range []string{"GC CPU reached 40% (12% at 1000 req/s)", "55% of it in mark assists"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("saturation %q does not say %q", got, want)
+		}
+	}
+	if e := strings.Join(ev, "\n"); !strings.Contains(e, "GC CPU 12% (30% of it mark assists) from agent") {
+		t.Errorf("evidence does not describe the agent's GC figures:\n%s", e)
 	}
 }

@@ -3,7 +3,10 @@
 // (latency from the intended send time, so a stalled server cannot hide
 // its queue), evidence bundle throughput, a 24 h series query and the
 // fleet summary for every simulated instance. The collector runs
-// in-process on a real SQLite store in a temporary directory.
+// in-process on a real SQLite store in a temporary directory, with its
+// background work running as in `gopulse server` (analysis and the fleet
+// summary every 30 s, rollups, compaction and retention every minute):
+// pick -duration ≥ 70s for a batch phase that includes a maintenance pass.
 //
 //	go run ./bench/ingest                        # defaults: 1,000 agents, 2,000 batches/s for 20 s
 //	go run ./bench/ingest -agents 1000 -rate 3000 -duration 30s
@@ -48,6 +51,7 @@ func main() {
 	queries := flag.Int("queries", 200, "queries per query phase")
 	sync := flag.String("sync", "FULL", "SQLite synchronous mode")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	background := flag.Bool("background", true, "run the collector's background work (analysis, fleet summary, maintenance) as gopulse server does")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -58,7 +62,7 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*agents, *rate, *duration, *workers, *bundles, *bundleMB, *queries, *sync); err != nil {
+	if err := run(*agents, *rate, *duration, *workers, *bundles, *bundleMB, *queries, *sync, *background); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/ingest:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -139,8 +143,9 @@ func pct(d []time.Duration, q float64) time.Duration {
 	return d[min(len(d)-1, int(math.Ceil(q*float64(len(d))))-1)]
 }
 
-func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundleMB, nQueries int, syncMode string) error {
-	ctx := context.Background()
+func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundleMB, nQueries int, syncMode string, background bool) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	dir, err := os.MkdirTemp("", "gopulse-bench-ingest")
 	if err != nil {
 		return err
@@ -157,6 +162,15 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 		return err
 	}
 	c.SetReady()
+	if background {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c.Run(ctx)
+		}()
+		// Stop the background work before the store closes.
+		defer func() { cancel(); <-done }()
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +25,7 @@ the service's Go runtime from /debug/vars and /debug/pprof.
 examples:
   gopulse ramp http://127.0.0.1:8080/api --slo 'p99<50ms,errors<0.1%'
   gopulse ramp http://127.0.0.1:8080/ --rates 500,1000,2000,4000 --format html -o ramp.html
+  gopulse ramp --targets mix.txt --arrivals poisson --slo 'p99<200ms'
 
 flags:
 `
@@ -56,6 +58,7 @@ func runRamp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	maxSteps := fs.Int("max-steps", 40, "stop after this many steps")
 	maxTotal := fs.Duration("max-time", 10*time.Minute, "stop after this long in total")
 	runtimeURL := fs.String("runtime", "", "base URL serving /debug/vars and /debug/pprof (default: the target's origin; 'off' to skip)")
+	arrivals := fs.String("arrivals", "uniform", "how sends are spaced: uniform (exactly 1/rate apart) or poisson (exponential gaps, as independent users arrive)")
 	engine := fs.String("engine", "raw", "HTTP client: raw (minimal HTTP/1.1, cheaper) or nethttp")
 	insecure := fs.Bool("insecure", false, "skip TLS certificate verification")
 	yes := fs.Bool("yes", false, fmt.Sprintf("confirm loading a non-loopback target above %.0f req/s", loadramp.RemoteRateLimit))
@@ -63,12 +66,25 @@ func runRamp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	format := fs.String("format", "text", "output: text, json or html")
 	out := fs.String("o", "", "write the report to `file` instead of stdout")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	targetsFile := fs.String("targets", "", "send a mix of requests in turn, read from `file` in vegeta's format: 'METHOD URL' lines, each followed by optional 'Name: value' headers and an '@body-file' line, targets separated by blank lines; URL is then optional")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return usageError{err.Error()}
+	}
+	var mix []loadramp.Request
+	if *targetsFile != "" {
+		if *method != "GET" || *body != "" || *bodyFile != "" {
+			return usageError{"--targets sets each request's method and body: drop -X, --body and --body-file"}
+		}
+		if mix, err = readTargets(*targetsFile); err != nil {
+			return err
+		}
+		if len(pos) == 0 {
+			pos = []string{mix[0].URL}
+		}
 	}
 	if len(pos) != 1 {
 		fs.Usage()
@@ -79,7 +95,10 @@ func runRamp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			Engine: loadramp.Engine(*engine), Header: http.Header{}},
 		StartRate: *start, MaxRate: *maxRate, Resolution: *resolution,
 		StepDuration: *stepDur, Warmup: *warmup, MaxConns: *conns, MaxSteps: *maxSteps, MaxTotal: *maxTotal,
-		RuntimeURL: *runtimeURL, AllowRemote: *yes, CaptureDir: *captureDir,
+		RuntimeURL: *runtimeURL, AllowRemote: *yes, CaptureDir: *captureDir, Arrivals: loadramp.Arrivals(*arrivals),
+	}
+	if a := cfg.Arrivals; a != loadramp.ArrivalsUniform && a != loadramp.ArrivalsPoisson {
+		return usageError{fmt.Sprintf("--arrivals %q: want uniform or poisson", *arrivals)}
 	}
 	if *warmup == 0 {
 		cfg.Warmup = -1 // Config reads 0 as "default"
@@ -94,6 +113,15 @@ func runRamp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		cfg.Target.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
+	// -H applies to every request of a mix, under the file's own headers.
+	for i := range mix {
+		h := cfg.Target.Header.Clone()
+		for k, vs := range mix[i].Header {
+			h[k] = vs
+		}
+		mix[i].Header = h
+	}
+	cfg.Target.Mix = mix
 	switch {
 	case *body != "" && *bodyFile != "":
 		return usageError{"give --body or --body-file, not both"}
@@ -165,4 +193,25 @@ func runRamp(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return fmt.Errorf("ramp %s: %w", pos[0], err)
 	}
 	return nil
+}
+
+// readTargets parses a --targets file; "@file" bodies are read relative to
+// the targets file's directory.
+func readTargets(path string) ([]loadramp.Request, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--targets: %w", err)
+	}
+	defer f.Close()
+	dir := filepath.Dir(path)
+	mix, err := loadramp.ParseTargets(f, func(p string) ([]byte, error) {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		return os.ReadFile(p)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--targets %s: %w", path, err)
+	}
+	return mix, nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,6 +51,7 @@ func TestRampFlags(t *testing.T) {
 		{"bad format", []string{"http://127.0.0.1:1/", "--format", "xml"}, "--format"},
 		{"bad header", []string{"http://127.0.0.1:1/", "-H", "novalue"}, "Name: value"},
 		{"bad engine", []string{"http://127.0.0.1:1/", "--engine", "curl"}, "--engine"},
+		{"bad arrivals", []string{"http://127.0.0.1:1/", "--arrivals", "bursty"}, "--arrivals"},
 		{"two bodies", []string{"http://127.0.0.1:1/", "--body", "a", "--body-file", "f"}, "not both"},
 		{"remote without --yes", []string{"http://192.0.2.1/", "--rates", "1000"}, "--yes"},
 	}
@@ -170,8 +173,8 @@ func TestRampReadsTheRealAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := rr.Sample(context.Background())
-	if s.Agent == nil || s.Agent.Goroutines == 0 || s.Agent.HeapGoalBytes == 0 {
-		t.Fatalf("agent status not read: %+v", s.Agent)
+	if s.Agent == nil || s.Agent.Goroutines == 0 || s.Agent.HeapGoalBytes == 0 || s.Agent.CPUSeconds == nil {
+		t.Fatalf("agent status not read (or without cpu_seconds): %+v", s.Agent)
 	}
 }
 
@@ -296,5 +299,65 @@ func TestRampAgentDemo(t *testing.T) {
 	}
 	if cause != loadramp.CauseErrors && !strings.Contains(strings.Join(got.Evidence, "\n"), "scheduling latency p99") {
 		t.Errorf("evidence does not cite the agent's scheduling latency: %q", got.Evidence)
+	}
+}
+
+func TestRampPoisson(t *testing.T) {
+	url := rampServer(t, 200)
+	var stdout, stderr bytes.Buffer
+	err := runRamp(context.Background(), []string{url, "--rates", "100", "--step", "300ms", "--warmup", "100ms",
+		"-H", "X-Test: 1", "--arrivals", "poisson", "--format", "json", "-q"}, nil, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var got struct {
+		Arrivals string `json:"arrivals"`
+		Steps    []struct {
+			Requests int64 `json:"requests"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	// 30 sends expected in 300 ms; a Poisson count that far off is a bug.
+	if got.Arrivals != "poisson" || len(got.Steps) != 1 || got.Steps[0].Requests < 10 || got.Steps[0].Requests > 60 {
+		t.Fatalf("report %s", stdout.String())
+	}
+}
+
+func TestRampTargetsFile(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen[r.Method+" "+r.URL.Path+" "+r.Header.Get("X-Test")+" "+r.Header.Get("Content-Type")+" "+string(b)]++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "new.json"), []byte(`{"n":1}`), 0o600)
+	targets := filepath.Join(dir, "targets.txt")
+	os.WriteFile(targets, []byte("GET "+srv.URL+"/read\n\nPOST "+srv.URL+"/write\nContent-Type: application/json\n@new.json\n"), 0o600)
+	var stdout, stderr bytes.Buffer
+	err := runRamp(context.Background(), []string{"--targets", targets, "-H", "X-Test: 1", "--rates", "100", "--step", "300ms",
+		"--warmup", "100ms", "--slo", "p99<1s", "--runtime", "off", "--format", "json", "-q"}, nil, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	r, w := seen["GET /read 1  "], seen[`POST /write 1 application/json {"n":1}`]
+	if len(seen) != 2 || r == 0 || r-w > 1 || w-r > 1 {
+		t.Fatalf("server saw %v; want the two targets in turn, each with -H's header", seen)
+	}
+	err = runRamp(context.Background(), []string{"--targets", targets, "-X", "PUT"}, nil, new(bytes.Buffer), new(bytes.Buffer))
+	if _, ok := err.(usageError); !ok {
+		t.Errorf("--targets with -X: %v, want a usage error", err)
+	}
+	os.WriteFile(targets, []byte("GET "+srv.URL+"/\nnot a header\n"), 0o600)
+	err = runRamp(context.Background(), []string{"--targets", targets}, nil, new(bytes.Buffer), new(bytes.Buffer))
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("bad targets file: %v, want the line named", err)
 	}
 }

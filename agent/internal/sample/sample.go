@@ -17,6 +17,8 @@ const (
 	NameGCCPU           = "/cpu/classes/gc/total:cpu-seconds"
 	NameTotalCPU        = "/cpu/classes/total:cpu-seconds"
 	NameIdleCPU         = "/cpu/classes/idle:cpu-seconds"
+	NameGCAssistCPU     = "/cpu/classes/gc/mark/assist:cpu-seconds"
+	NameGCIdleMarkCPU   = "/cpu/classes/gc/mark/idle:cpu-seconds"
 	NameHeapLive        = "/gc/heap/live:bytes"
 	NameHeapGoal        = "/gc/heap/goal:bytes"
 	NameGOGC            = "/gc/gogc:percent"
@@ -169,10 +171,15 @@ func Quantile(prev, cur []uint64, buckets []float64, q float64) float64 {
 type Point struct {
 	Time       time.Time
 	Goroutines uint64
-	// Cumulative CPU seconds from /cpu/classes (updated by the runtime at
-	// each GC).
+	// Cumulative CPU seconds from /cpu/classes. The runtime updates them
+	// only at the end of each GC cycle, so a difference between two Points
+	// covers the span between the last cycle ends before each.
 	GCCPU, TotalCPU, IdleCPU float64
-	HeapLive, HeapGoal       uint64
+	// GCAssistCPU is the part of GCCPU that goroutines paid in mark assists
+	// (time taken from requests); GCIdleMarkCPU the part done by otherwise
+	// idle Ps (nearly free).
+	GCAssistCPU, GCIdleMarkCPU float64
+	HeapLive, HeapGoal         uint64
 	// GOMEMLIMIT (math.MaxInt64 = none) and the cgroup memory limit (0 = none).
 	MemLimit    int64
 	CgroupLimit uint64

@@ -28,7 +28,7 @@ type Sampler struct {
 	Cg   *Cgroup
 	GC   *GCTracker
 
-	iGor, iGC, iTot, iIdle, iLive, iGoal, iLimit, iLimiter, iCycles, iLat int
+	iGor, iGC, iTot, iIdle, iAssist, iIdleMark, iLive, iGoal, iLimit, iLimiter, iCycles, iLat int
 
 	latRing [][]uint64
 	latPos  int
@@ -56,6 +56,7 @@ func New(c Config) (*Sampler, error) {
 	s.Cg = cg
 	r := s.RT
 	s.iGor, s.iGC, s.iTot, s.iIdle = r.Index(NameGoroutines), r.Index(NameGCCPU), r.Index(NameTotalCPU), r.Index(NameIdleCPU)
+	s.iAssist, s.iIdleMark = r.Index(NameGCAssistCPU), r.Index(NameGCIdleMarkCPU)
 	s.iLive, s.iGoal, s.iLimit = r.Index(NameHeapLive), r.Index(NameHeapGoal), r.Index(NameGOMEMLIMIT)
 	s.iLimiter, s.iCycles, s.iLat = r.Index(NameLimiterLast), r.Index(NameGCCycles), r.Index(NameSchedLatencies)
 	n := 2
@@ -109,6 +110,7 @@ func (s *Sampler) Sample(now time.Time, slot *Slot) {
 	*p = Point{
 		Time: now, Goroutines: r.Uint(s.iGor),
 		GCCPU: r.Float(s.iGC), TotalCPU: r.Float(s.iTot), IdleCPU: r.Float(s.iIdle),
+		GCAssistCPU: r.Float(s.iAssist), GCIdleMarkCPU: r.Float(s.iIdleMark),
 		HeapLive: r.Uint(s.iLive), HeapGoal: r.Uint(s.iGoal),
 		MemLimit: int64(r.Uint(s.iLimit)), CgroupLimit: slot.Cg.MemLimit,
 		FDs: slot.Proc.FDs, FDLimit: slot.Proc.FDLimit,

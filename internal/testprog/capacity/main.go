@@ -15,6 +15,9 @@
 //	                    grows with load (set GOGC low to make it steep)
 //	-stall-after D -stall S   once, D after the first request, stall every
 //	                    request for S (a stop-the-world-like hiccup)
+//	-agent              run the gopulse agent (its trigger rules off, so it
+//	                    captures nothing) and serve its status at
+//	                    /debug/gopulse/
 //
 // It serves /debug/vars (expvar) and /debug/pprof, listens on -listen
 // (default 127.0.0.1:0), and prints "listening http://ADDR" on stdout. It
@@ -22,6 +25,7 @@
 package main
 
 import (
+	"context"
 	_ "expvar"
 	"flag"
 	"fmt"
@@ -34,6 +38,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gopulse/gopulse/agent"
 )
 
 type worker struct{ free time.Time } // when its last request was due to end
@@ -104,6 +110,7 @@ func main() {
 	liveMiB := flag.Int("live", 0, "MiB of pointer-rich live heap")
 	stallAfter := flag.Duration("stall-after", 0, "stall this long after the first request")
 	stall := flag.Duration("stall", 0, "stall duration (once)")
+	withAgent := flag.Bool("agent", false, "run the gopulse agent and serve its status at /debug/gopulse/")
 	flag.Parse()
 	if *workers < 1 || *service <= 0 {
 		fmt.Fprintln(os.Stderr, "capacity: -workers must be ≥ 1 and -service > 0")
@@ -120,6 +127,18 @@ func main() {
 		os.Exit(1)
 	}
 	http.Handle("/", s)
+	if *withAgent {
+		// Rules off: a capture (CPU profile, trace) would cost the server
+		// CPU in the middle of a measurement. Sampling is what is wanted.
+		off := agent.Triggers{GCPause: -1, GCCPUFraction: -1, GoroutineGrowthFraction: -1, HeapLimitFraction: -1,
+			SchedLatencyP99: -1, FDFraction: -1, DisableGCLimiter: true}
+		a, err := agent.Start(context.Background(), agent.Options{SpoolDir: "-", FlightRecorder: agent.FlightRecorderOff, Triggers: off})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "capacity: start agent:", err)
+			os.Exit(1)
+		}
+		http.Handle("/debug/gopulse/", a.Handler())
+	}
 	fmt.Printf("listening http://%s\n", ln.Addr())
 	go func() { // exit when the parent closes stdin or dies
 		io.Copy(io.Discard, os.Stdin)
