@@ -44,19 +44,24 @@ import (
 )
 
 var (
-	flagInstances = flag.Int("instances", 1000, "simulated instances")
-	flagMetrics   = flag.Int("metrics", 80, "metrics per sample (the agent ships ~65 runtime/metrics + ~17 process, cgroup and settings values)")
-	flagHists     = flag.Int("hists", 8, "of which histograms (runtime/metrics has 8 in the agent's set)")
-	flagBuckets   = flag.Int("buckets", 64, "buckets per histogram")
-	flagRounds    = flag.Int("rounds", 3, "batches per instance in the ingest phase")
-	flagWorkers   = flag.Int("workers", 16, "concurrent Append callers (with -rate: most batches in flight)")
-	flagRate      = flag.Int("rate", 0, "open loop: offer this many batches/s and time each from when it was due (0 = closed loop)")
-	flagSync      = flag.String("sync", "FULL", "SQLite synchronous mode: FULL or NORMAL")
-	flagQueries   = flag.Int("queries", 100, "repetitions per query measurement")
-	flagDir       = flag.String("dir", "", "data directory (default: a temporary one, removed at exit)")
-	flagCPUProf   = flag.String("cpuprofile", "", "write a CPU profile of the measured ingest rounds")
-	flagFleetProf = flag.String("fleetprofile", "", "write a CPU profile of the fleet summary queries")
-	flagIngest    = flag.Bool("ingest-only", false, "run the ingest and fleet phases only")
+	flagInstances  = flag.Int("instances", 1000, "simulated instances")
+	flagMetrics    = flag.Int("metrics", 80, "metrics per sample (the agent ships ~65 runtime/metrics + ~17 process, cgroup and settings values)")
+	flagHists      = flag.Int("hists", 8, "of which histograms (runtime/metrics has 8 in the agent's set)")
+	flagBuckets    = flag.Int("buckets", 64, "buckets per histogram")
+	flagRounds     = flag.Int("rounds", 3, "batches per instance in the ingest phase")
+	flagWorkers    = flag.Int("workers", 16, "concurrent Append callers (with -rate: most batches in flight)")
+	flagRate       = flag.Int("rate", 0, "open loop: offer this many batches/s and time each from when it was due (0 = closed loop)")
+	flagSync       = flag.String("sync", "FULL", "SQLite synchronous mode: FULL or NORMAL")
+	flagQueries    = flag.Int("queries", 100, "repetitions per query measurement")
+	flagDir        = flag.String("dir", "", "data directory (default: a temporary one, removed at exit)")
+	flagCPUProf    = flag.String("cpuprofile", "", "write a CPU profile of the measured ingest rounds")
+	flagFleetProf  = flag.String("fleetprofile", "", "write a CPU profile of the fleet summary queries")
+	flagIngest     = flag.Bool("ingest-only", false, "run the ingest and fleet phases only")
+	flagMaintOnly  = flag.Bool("maintain-only", false, "run the steady-state Maintain phase only")
+	flagMaintN     = flag.Int("maint-instances", 200, "instances in the steady-state Maintain phase (0 = skip it)")
+	flagMaintMin   = flag.Int("maint-minutes", 20, "simulated minutes in the steady-state Maintain phase")
+	flagMaintProf  = flag.String("maintprofile", "", "write a CPU profile of the steady-state Maintain phase")
+	flagMaintEvery = flag.Duration("maintain-every", 0, "ingest phase: also run Maintain this often, as the collector does every minute (0 = not)")
 )
 
 func main() {
@@ -74,6 +79,13 @@ func main() {
 	ctx := context.Background()
 	var rows [][3]string
 	add := func(what, value, note string) { rows = append(rows, [3]string{what, value, note}) }
+	if *flagMaintOnly {
+		stop := profile(*flagMaintProf)
+		maintainPhase(ctx, root, *flagMaintN, *flagMaintMin, add)
+		stop()
+		printTable(rows)
+		return
+	}
 
 	// Phase 1: ingest.
 	s := open(ctx, filepath.Join(root, "fleet"))
@@ -130,6 +142,29 @@ func main() {
 	cpu0 := cpuTime()
 	start := time.Now()
 	n := 0
+	// -maintain-every: Maintain beside ingest, as the collector runs it.
+	var maintRuns []time.Duration
+	stopMaint, maintDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(maintDone)
+		if *flagMaintEvery <= 0 {
+			return
+		}
+		tick := time.NewTicker(*flagMaintEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopMaint:
+				return
+			case <-tick.C:
+			}
+			t := time.Now()
+			if _, err := s.Maintain(ctx, t); err != nil {
+				log.Fatal(err)
+			}
+			maintRuns = append(maintRuns, time.Since(t))
+		}
+	}()
 	for r := 0; r < *flagRounds; r++ {
 		for i := 0; i < *flagInstances; i++ {
 			j := job{inst: i, round: r + 1}
@@ -147,6 +182,8 @@ func main() {
 	wg.Wait()
 	el := time.Since(start)
 	ingestCPU := cpuTime() - cpu0
+	close(stopMaint)
+	<-maintDone
 	stopProf()
 	all := slices.Concat(lat...)
 	nb := len(all)
@@ -170,6 +207,14 @@ func main() {
 	add("ingest CPU", fmt.Sprintf("%.2f ms per batch", float64(ingestCPU)/float64(time.Millisecond)/float64(nb)),
 		fmt.Sprintf("process CPU time (user+sys, %s) ÷ batches: %.0f batches per CPU-second", gen, float64(nb)/ingestCPU.Seconds()))
 	add("Append latency", fmt.Sprintf("p50 %s, p99 %s", ms(p50), ms(p99)), latNote)
+	if *flagMaintEvery > 0 {
+		lo, hi := time.Duration(0), time.Duration(0)
+		if len(maintRuns) > 0 {
+			lo, hi = slices.Min(maintRuns), slices.Max(maintRuns)
+		}
+		add("Maintain beside ingest", fmt.Sprintf("%d runs, each %s … %s", len(maintRuns), ms(lo), ms(hi)),
+			fmt.Sprintf("every %v during the ingest phase; its CPU is in the ingest CPU above", *flagMaintEvery))
+	}
 
 	// Phase 4 (uses phase 1's store): fleet summary.
 	names := []string{g.names[0], g.names[1], g.names[2], g.names[3], g.names[*flagMetrics-1]}
@@ -191,13 +236,15 @@ func main() {
 	stopProf()
 	add("fleet summary", fmt.Sprintf("p50 %s, p99 %s", ms(pct(fl, 50)), ms(pct(fl, 99))), fmt.Sprintf("%d instances × newest value of %d metrics; %s CPU per query", *flagInstances, len(names), ms(fleetCPU)))
 	// Maintain as the collector runs it each minute: rollups for every
-	// instance, in transactions of a few instances that ingest waits behind.
-	mt := time.Now()
+	// instance, planned off the writer, written in transactions of ~2 ms
+	// that ingest waits behind.
+	mt, mc := time.Now(), cpuTime()
 	mst, err := s.Maintain(ctx, time.Now())
 	if err != nil {
 		log.Fatal(err)
 	}
-	add("Maintain, whole fleet", fmt.Sprintf("%s", time.Since(mt).Round(time.Millisecond)), fmt.Sprintf("%d instances, %d series with new minutes rolled up, in transactions of 4 instances", *flagInstances, mst.RolledUpSeries))
+	add("Maintain, whole fleet", fmt.Sprintf("%s, %s CPU", time.Since(mt).Round(time.Millisecond), (cpuTime()-mc).Round(time.Millisecond)),
+		fmt.Sprintf("%d instances, %d series with new minutes rolled up (first run: %d rounds of 10 s each)", *flagInstances, mst.RolledUpSeries, *flagRounds+1))
 	s.Close()
 	if *flagIngest {
 		printTable(rows)
@@ -295,6 +342,10 @@ func main() {
 	measure("24 h histogram series, raw", q, 86_000)
 	ds.Close()
 
+	// Phase 5: Maintain in steady state.
+	if *flagMaintN > 0 {
+		maintainPhase(ctx, root, *flagMaintN, *flagMaintMin, add)
+	}
 	printTable(rows)
 }
 

@@ -518,6 +518,7 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (store.AppendResult, 
 			if err := insertBlock(t, inst, minT, maxT, t.buf); err != nil {
 				return err
 			}
+			t.blocksFor = append(t.blocksFor, inst)
 			start = end
 		}
 		for _, g := range b.GCCycles {

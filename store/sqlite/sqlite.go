@@ -44,6 +44,17 @@
 // rolls the minutes up per instance and compacts the blocks of each
 // finished 15-minute window into one chunk per series, which range queries
 // read; the newest ~17 minutes stay in blocks.
+//
+// Maintain keeps the single writer free for ingest: it plans each
+// instance's step (reading, decoding, aggregating, re-encoding) from a read
+// snapshot in its own goroutine, then hands the writer only the writes, a
+// ~2 ms transaction at a time. A plan is written only if no block reached
+// its instance since the snapshot (Store.blockVer); otherwise it is planned
+// again, and after two such misses inside the writer. It reads only the
+// blocks and chunks that reach the minutes being rolled up (max_t ≥ the
+// first of them), skips stretches without data in one step, keeps each
+// instance's series and newest chunk time in memory, and runs retention
+// deletes only when their cut moved by 5 minutes.
 package sqlite
 
 import (
@@ -137,6 +148,16 @@ type Store struct {
 	bundleBytes atomic.Int64
 	full        atomic.Pointer[fullState]
 	maintainMu  sync.Mutex
+	// maint is Maintain's per-instance state (see instMaint), guarded by
+	// maintainMu.
+	maint map[int64]*instMaint
+	// blockVer counts, per instance, the committed groups that added
+	// blocks to it: Maintain plans from a read snapshot and writes the
+	// plan only if the count has not moved since before the snapshot
+	// (see plan). Never reset, so a count cannot come back to an old
+	// value; one entry per instance seen by this process.
+	blockVerMu sync.Mutex
+	blockVer   map[int64]uint64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -178,6 +199,9 @@ type wtx struct {
 	// Scratch space reused by the requests of a group.
 	secs []blockSection
 	buf  []byte
+	// blocksFor lists the instances the group added blocks to (see
+	// Store.blockVer).
+	blocksFor []int64
 }
 
 func (t *wtx) exec(q string, args ...any) (sql.Result, error) {
@@ -267,7 +291,12 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	// checkpoint runs inside the commit that crosses the threshold and
 	// stalls every Append of that group behind copying and fsyncing the
 	// database file. The checkpointer goroutine does it instead.
-	w, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)")
+	// Its page cache is larger than SQLite's 2 MB default: Maintain's
+	// rollup upserts touch one leaf page per series, and reading them back
+	// from the file cost a system call each. temp_store(MEMORY) keeps each
+	// request's savepoint journal in memory: past 64 KiB SQLite would
+	// spill it to a temporary file, created and written per savepoint.
+	w, err := sql.Open("sqlite", base+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-32768)&_pragma=mmap_size(1073741824)&_pragma=temp_store(MEMORY)")
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
@@ -330,6 +359,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		series:   map[seriesKey]*seriesInfo{},
 		recent:   map[int64]*recentSeries{},
 		insts:    map[store.InstanceKey]knownInstance{},
+		maint:    map[int64]*instMaint{},
+		blockVer: map[int64]uint64{},
 	}
 	if s.blobs == nil {
 		fb, err := NewFileBlobs(filepath.Join(dir, "blobs"))
@@ -361,10 +392,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 }
 
 // hotSQL are the statements prepared once at Open (see Store.hot).
-var hotSQL = []string{
+var hotSQL = append([]string{
 	`SAVEPOINT w`, `RELEASE SAVEPOINT w`, `ROLLBACK TO SAVEPOINT w`,
 	upsertInstanceSQL, touchInstanceSQL, claimKeySQL, insertBlockSQL,
-}
+}, rollupSQL[:]...)
 
 func (s *Store) closeDBs() {
 	for _, st := range s.hot {
@@ -579,6 +610,14 @@ func (s *Store) runGroup(group []*wreq) {
 	} else if err := tx.Commit(); err != nil {
 		cerr = fmt.Errorf("commit: %w", mapErr(err))
 		s.forgetSeries()
+	} else if len(t.blocksFor) > 0 {
+		// After the commit, so a count a reader saw before its snapshot
+		// began cannot include a block the snapshot lacks.
+		s.blockVerMu.Lock()
+		for _, inst := range t.blocksFor {
+			s.blockVer[inst]++
+		}
+		s.blockVerMu.Unlock()
 	}
 	acks := make([]ack, len(group))
 	for i, r := range group {
