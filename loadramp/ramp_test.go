@@ -115,7 +115,11 @@ func TestStallShowsOnlyWhenCorrected(t *testing.T) {
 	if c < 700*time.Millisecond {
 		t.Errorf("corrected p99 %v does not show the 1 s stall", c)
 	}
-	if u > 100*time.Millisecond {
+	// "Does not show the stall": well under a third of it. The bound is
+	// about what the percentile sees, not speed: a loaded machine adds
+	// tens of milliseconds to every request, never a third of a second
+	// to 1% of them.
+	if u > 330*time.Millisecond {
 		t.Errorf("uncorrected p99 %v shows the stall; only the %d requests in flight should see it", u, r.ConnsMax)
 	}
 	if r.Uncorrected.Max() < 500*time.Millisecond {
