@@ -40,7 +40,8 @@
 // # Triggers and evidence
 //
 // The rules (Options.Triggers) fire on a GC pause ≥ 50 ms, GC CPU ≥ 25 %
-// over 30 s, goroutines +50 % and +1000 within 5 min, live heap ≥ 85 % of
+// of the process's CPU capacity (GOMAXPROCS × time, idle-priority marking
+// left out: `gopulse gc`'s gc_cpu_fraction) over 30 s, goroutines +50 % and +1000 within 5 min, live heap ≥ 85 % of
 // the lower of GOMEMLIMIT and the cgroup limit, scheduling latency p99 ≥
 // 10 ms over 30 s, open fds ≥ 80 % of the limit, the GC CPU limiter
 // engaging, and Trigger. Each rule waits 5 min before firing again and all

@@ -25,14 +25,21 @@ type Status struct {
 	CgroupMemLimit  uint64    `json:"cgroup_memory_limit_bytes"`
 	SchedP99        string    `json:"sched_latency_p99"`
 	SchedP99Seconds float64   `json:"sched_latency_p99_seconds"`
-	// GCCPUFraction is the GC's share of the CPU the process was busy with
-	// (/cpu/classes gc/total ÷ (total − idle)), and GCMarkAssistShare the
-	// part of that GC CPU that goroutines paid in mark assists, inside
-	// their own work (requests feel it as latency). The runtime updates
-	// these counters only when a GC cycle ends, so both cover the span from
+	// GCCPUFraction is the GC CPU fraction as `gopulse gc` prints it and
+	// the collector shows it: GC CPU with idle-priority marking left out
+	// over the process's CPU capacity, GOMAXPROCS × time
+	// ((gc/total − gc/mark/idle) ÷ total in /cpu/classes terms).
+	// GCBusyShare is the same GC CPU over the CPU the process was busy
+	// with (total − idle): on a partly idle service it says how much of
+	// the work done was the GC. GCMarkAssistShare is the part of that GC
+	// CPU that goroutines paid in mark assists, inside their own work
+	// (requests feel it as latency). The runtime updates these counters
+	// only when a GC cycle ends, so all three cover the span from
 	// GCCPUSince to SampledAt between the agent's two latest samples that
-	// saw cycles end; -1 until there are two such samples.
+	// saw cycles end; -1 until there are two such samples (GCBusyShare
+	// also when no P was busy).
 	GCCPUFraction     float64   `json:"gc_cpu_fraction"`
+	GCBusyShare       float64   `json:"gc_busy_share"`
 	GCMarkAssistShare float64   `json:"gc_mark_assist_share"`
 	GCCPUSince        time.Time `json:"gc_cpu_since"`
 	// CPUSeconds are the cumulative counters at SampledAt, for a reader
@@ -61,31 +68,35 @@ type CPUSeconds struct {
 	Idle         float64 `json:"idle"`
 }
 
-// gcCPU turns successive samples into the GC's CPU share between the two
-// latest that saw GC cycles end. Two samples with no cycle end between
-// them carry the same counters and change nothing.
+// gcCPU turns successive samples into the GC's CPU figures between the
+// two latest that saw GC cycles end (sample.GCCPU defines them). Two
+// samples with no cycle end between them carry the same counters and
+// change nothing.
 type gcCPU struct {
 	ref            sample.Point // latest sample whose counters moved; zero Time: none yet
 	fraction       float64
+	busy           float64
 	assist         float64
 	since, sampled time.Time
 }
 
-func newGCCPU() gcCPU { return gcCPU{fraction: -1, assist: -1} }
+func newGCCPU() gcCPU { return gcCPU{fraction: -1, busy: -1, assist: -1} }
 
 func (g *gcCPU) update(p sample.Point) {
 	if p.TotalCPU <= g.ref.TotalCPU {
 		return
 	}
 	if !g.ref.Time.IsZero() {
-		busy := (p.TotalCPU - p.IdleCPU) - (g.ref.TotalCPU - g.ref.IdleCPU)
-		gc := p.GCCPU - g.ref.GCCPU
-		if busy > 0 {
-			g.fraction = min(max(gc/busy, 0), 1)
+		d := sample.GCCPUBetween(g.ref, p)
+		if f, ok := d.Fraction(); ok {
+			g.fraction = f
 			g.since, g.sampled = g.ref.Time, p.Time
-			g.assist = 0
-			if gc > 0 {
-				g.assist = min(max((p.GCAssistCPU-g.ref.GCAssistCPU)/gc, 0), 1)
+			g.busy, g.assist = -1, -1
+			if b, ok := d.BusyShare(); ok {
+				g.busy = b
+			}
+			if a, ok := d.AssistShare(); ok {
+				g.assist = a
 			}
 		}
 	}
@@ -115,7 +126,7 @@ func (a *Agent) Status() Status {
 		HeapGoalBytes: a.last.Point.HeapGoal, RSSBytes: a.last.Proc.RSS, OpenFDs: a.last.Proc.FDs, FDLimit: a.last.Proc.FDLimit,
 		CgroupVersion: a.last.Cg.Version, CgroupMemLimit: a.last.Cg.MemLimit, SchedP99: a.last.Point.SchedP99.String(),
 		SchedP99Seconds: a.last.Point.SchedP99.Seconds(),
-		GCCPUFraction:   a.gcCPU.fraction, GCMarkAssistShare: a.gcCPU.assist, GCCPUSince: a.gcCPU.since,
+		GCCPUFraction:   a.gcCPU.fraction, GCBusyShare: a.gcCPU.busy, GCMarkAssistShare: a.gcCPU.assist, GCCPUSince: a.gcCPU.since,
 		CPUSeconds: CPUSeconds{GCTotal: a.last.Point.GCCPU, GCMarkAssist: a.last.Point.GCAssistCPU, GCMarkIdle: a.last.Point.GCIdleMarkCPU,
 			Total: a.last.Point.TotalCPU, Idle: a.last.Point.IdleCPU},
 		RuleLevels: map[string]float64{}, FlightRecorder: string(a.opts.FlightRecorder),

@@ -35,7 +35,7 @@ const (
 // take the defaults shown; a negative value disables that rule.
 type Triggers struct {
 	GCPause                 time.Duration // 50ms: a GC stop-the-world pause at least this long
-	GCCPUFraction           float64       // 0.25: GC share of busy CPU over GCCPUWindow
+	GCCPUFraction           float64       // 0.25: GC CPU (idle marking left out) ÷ CPU capacity (GOMAXPROCS × time) over GCCPUWindow
 	GCCPUWindow             time.Duration // 30s
 	GoroutineGrowthFraction float64       // 0.5: +50% …
 	GoroutineGrowthMin      int           // 1000: … and at least +1000 …

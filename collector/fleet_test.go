@@ -22,8 +22,9 @@ import (
 )
 
 // seedAgent writes n readings, every 10 s up to end, of an agent instance
-// whose GC takes gcShare of its busy CPU and pauses pauseMs per cycle,
-// with goroutines growing by one per reading from g0.
+// whose GC takes gcShare of its CPU capacity (2 Ps, half idle, with idle
+// marking besides, which gc_cpu_fraction leaves out) and pauses pauseMs
+// per cycle, with goroutines growing by one per reading from g0.
 func seedAgent(ctx context.Context, st store.Store, key store.InstanceKey, end time.Time, n int, gcShare, pauseMs float64, g0 int) error {
 	b := store.Batch{Instance: store.Instance{Service: key.Service, ID: key.ID, Source: store.SourceAgent}, ReceivedAt: end}
 	for i := 0; i < n; i++ {
@@ -35,7 +36,8 @@ func seedAgent(ctx context.Context, st store.Store, key store.InstanceKey, end t
 		add(nameMemLimit, 400<<20)
 		add("/cpu/classes/total:cpu-seconds", 20*k)
 		add("/cpu/classes/idle:cpu-seconds", 10*k)
-		add("/cpu/classes/gc/total:cpu-seconds", 10*gcShare*k)
+		add("/cpu/classes/gc/total:cpu-seconds", 20*gcShare*k+k)
+		add("/cpu/classes/gc/mark/idle:cpu-seconds", k)
 		b.GCCycles = append(b.GCCycles, store.GCCycle{Cycle: uint32(i + 1), EndTime: t, PauseNs: int64(pauseMs * 1e6)})
 	}
 	_, err := st.Append(ctx, b)
@@ -79,7 +81,8 @@ func TestFleetSummary(t *testing.T) {
 			store.Sample{Name: nameMemLimit, T: tm, Value: 400 << 20},
 			store.Sample{Name: "/cpu/classes/total:cpu-seconds", T: tm, Value: 20 * k},
 			store.Sample{Name: "/cpu/classes/idle:cpu-seconds", T: tm, Value: 10 * k},
-			store.Sample{Name: "/cpu/classes/gc/total:cpu-seconds", T: tm, Value: 10*0.40*359 + 10*0.10*(k-359)})
+			store.Sample{Name: "/cpu/classes/gc/total:cpu-seconds", T: tm, Value: 20*0.40*359 + 20*0.10*(k-359) + k},
+			store.Sample{Name: "/cpu/classes/gc/mark/idle:cpu-seconds", T: tm, Value: k})
 		b2.GCCycles = append(b2.GCCycles, store.GCCycle{Cycle: uint32(1000 + i), EndTime: tm, PauseNs: 500_000})
 	}
 	if _, err := e.st.Append(ctx, b2); err != nil {

@@ -31,7 +31,10 @@ type GCHealth struct {
 	PauseP50Ms    float64 `json:"pause_p50_ms"`
 	PauseP99Ms    float64 `json:"pause_p99_ms"`
 	PauseMaxMs    float64 `json:"pause_max_ms"`
-	// GCCPUFraction is GC CPU over busy CPU in the window; -1 when unknown.
+	// GCCPUFraction is GC CPU with idle-priority marking left out over
+	// CPU capacity (GOMAXPROCS × window): the runtime's GCCPUFraction, the
+	// figure `gopulse gc` prints and analyze/gc's model predicts
+	// (gcCPUFraction); -1 when unknown.
 	GCCPUFraction float64 `json:"gc_cpu_fraction"`
 	// GCCPUSource says where the fraction came from.
 	GCCPUSource string  `json:"gc_cpu_source,omitempty"`
@@ -69,6 +72,22 @@ func (c *Collector) latest(ctx context.Context, key store.InstanceKey, name stri
 	return pts[len(pts)-1].Value, true, nil
 }
 
+// gcCPUClassNames are the counters gcCPUFraction takes, in its order.
+var gcCPUClassNames = [3]string{"/cpu/classes/gc/total:cpu-seconds", "/cpu/classes/gc/mark/idle:cpu-seconds", "/cpu/classes/total:cpu-seconds"}
+
+// gcCPUFraction is the product's one GC CPU fraction from the deltas of
+// the runtime's CPU classes over a window: (gc/total − gc/mark/idle) ÷
+// total, as analyze/gc's Summary and `gopulse gc` compute it (its package
+// doc says why idle marking is left out and capacity, not busy time, is
+// the denominator). ok is false when the counters did not move.
+func gcCPUFraction(gc, idleMark, total float64) (f float64, ok bool) {
+	g := gc - idleMark
+	if total <= 0 || g < 0 {
+		return 0, false
+	}
+	return min(g/total, 1), true
+}
+
 // GCHealthOf computes the GC health of an instance over the window ending
 // at now, from its stored GC cycles and samples.
 func (c *Collector) GCHealthOf(ctx context.Context, key store.InstanceKey, window time.Duration, now time.Time) (GCHealth, error) {
@@ -102,26 +121,24 @@ func (c *Collector) GCHealthOf(ctx context.Context, key store.InstanceKey, windo
 		h.PauseMaxMs = float64(pauses[len(pauses)-1]) / 1e6
 	}
 
-	// GC CPU: runtime/metrics CPU classes when the agent sends them (GC
-	// share of non-idle CPU, FACTS.md), else the per-cycle figures, else
-	// the scraped memstats GCCPUFraction (a lifetime average).
-	g, ok1, err := c.seriesDelta(ctx, key, "/cpu/classes/gc/total:cpu-seconds", start, end)
-	if err != nil {
-		return h, err
+	// GC CPU: runtime/metrics CPU classes when the agent sends them, else
+	// the per-cycle figures, else the scraped memstats GCCPUFraction (a
+	// lifetime average). All three are the one definition.
+	var cls [3]float64
+	ok := true
+	for i, n := range gcCPUClassNames {
+		v, got, err := c.seriesDelta(ctx, key, n, start, end)
+		if err != nil {
+			return h, err
+		}
+		cls[i], ok = v, ok && got
 	}
-	t, ok2, err := c.seriesDelta(ctx, key, "/cpu/classes/total:cpu-seconds", start, end)
-	if err != nil {
-		return h, err
-	}
-	idle, ok3, err := c.seriesDelta(ctx, key, "/cpu/classes/idle:cpu-seconds", start, end)
-	if err != nil {
-		return h, err
-	}
+	f, fok := gcCPUFraction(cls[0], cls[1], cls[2])
 	switch {
-	case ok1 && ok2 && ok3 && t-idle > 0:
-		h.GCCPUFraction, h.GCCPUSource = g/(t-idle), "runtime/metrics cpu classes"
+	case ok && fok:
+		h.GCCPUFraction, h.GCCPUSource = f, "runtime/metrics cpu classes"
 	case totCPU > 0:
-		h.GCCPUFraction, h.GCCPUSource = gcCPU/totCPU, "gc cycles"
+		h.GCCPUFraction, h.GCCPUSource = min(gcCPU/totCPU, 1), "gc cycles"
 	default:
 		if v, ok, err := c.latest(ctx, key, nameMSGCCPUFraction, start, end); err != nil {
 			return h, err
@@ -165,8 +182,8 @@ func (c *Collector) analyzeGC(ctx context.Context, key store.InstanceKey, now ti
 		return err
 	}
 	// The model needs every GC series of the window: run it only where
-	// strong advice is possible (GC CPU share of busy CPU is at least its
-	// share of capacity) or a memory limit is in sight.
+	// strong advice is possible (GCCPUFraction is what the model's
+	// Summary computes, so the same gate) or a memory limit is in sight.
 	var adv GCAdvice
 	if h.GCCPUFraction >= gcAdviceMinCPU || (h.LimitBytes > 0 && h.HeapFraction >= 0.5) {
 		if adv, err = c.GCAdviceOf(ctx, key, c.cfg.GCWindow, now); err != nil {
@@ -185,8 +202,8 @@ func (c *Collector) analyzeGC(ctx context.Context, key store.InstanceKey, now ti
 			fmt.Sprintf("%d GC cycles in the last %v: pause p50 %.2f ms, p99 %.2f ms, max %.2f ms; limits: p99 %v, max %v.",
 				h.Cycles, c.cfg.GCWindow, h.PauseP50Ms, h.PauseP99Ms, h.PauseMaxMs, gcPauseP99Limit, gcPauseMaxLimit),
 			h.Cycles >= gcPauseMinCycles && (h.PauseP99Ms >= ms(gcPauseP99Limit) || h.PauseMaxMs >= ms(gcPauseMaxLimit))},
-		{KindGCCPU, fmt.Sprintf("GC uses %.0f%% of CPU", 100*h.GCCPUFraction),
-			fmt.Sprintf("GC CPU fraction %.1f%% (%s) over the last %v, limit %.0f%%; %.2f cycles/s.", 100*h.GCCPUFraction, h.GCCPUSource, c.cfg.GCWindow, 100*gcCPULimit, h.CyclesPerSec),
+		{KindGCCPU, fmt.Sprintf("GC uses %.0f%% of CPU capacity", 100*h.GCCPUFraction),
+			fmt.Sprintf("GC CPU fraction %.1f%% of the process's CPU capacity (GOMAXPROCS × time, idle-priority marking left out; %s) over the last %v, limit %.0f%%; %.2f cycles/s.", 100*h.GCCPUFraction, h.GCCPUSource, c.cfg.GCWindow, 100*gcCPULimit, h.CyclesPerSec),
 			h.GCCPUFraction >= gcCPULimit && h.Cycles >= gcPauseMinCycles},
 		{KindHeapLimit, fmt.Sprintf("heap at %.0f%% of its %s", 100*h.HeapFraction, h.LimitSource),
 			fmt.Sprintf("heap %.0f MiB of a %.0f MiB %s (%.0f%%), limit %.0f%%.", h.HeapBytes/(1<<20), h.LimitBytes/(1<<20), h.LimitSource, 100*h.HeapFraction, 100*heapLimitFraction),

@@ -71,8 +71,8 @@ type FleetGC struct {
 	Cycles     int     `json:"cycles"`
 	PauseP99Ms float64 `json:"pause_p99_ms"`
 	PauseMaxMs float64 `json:"pause_max_ms"`
-	// GCCPUFraction is −1 when unknown; GCCPUSource says what it is a
-	// share of and over which span.
+	// GCCPUFraction is GCHealth's: GC CPU without idle marking over CPU
+	// capacity; −1 when unknown. GCCPUSource says over which span.
 	GCCPUFraction float64 `json:"gc_cpu_fraction"`
 	GCCPUSource   string  `json:"gc_cpu_source,omitempty"`
 }
@@ -382,25 +382,24 @@ func (c *Collector) fleetRow(ctx context.Context, key store.InstanceKey, start, 
 		r.GC.PauseP99Ms = float64(quantile(pauses, 0.99)) / 1e6
 		r.GC.PauseMaxMs = float64(pauses[len(pauses)-1]) / 1e6
 	}
-	// GC CPU as the instance page's GC health computes it: GC over
-	// non-idle CPU from the runtime's CPU classes, else from the cycles.
-	if g, ok, err := c.counterDelta(ctx, key, "/cpu/classes/gc/total:cpu-seconds", start, end); err != nil {
-		return r, err
-	} else if ok {
-		t, ok2, err := c.counterDelta(ctx, key, "/cpu/classes/total:cpu-seconds", start, end)
+	// GC CPU as the instance page's GC health computes it
+	// (gcCPUFraction) from the runtime's CPU classes, else from the cycles.
+	var cls [3]float64
+	ok := true
+	for i, n := range gcCPUClassNames {
+		v, got, err := c.counterDelta(ctx, key, n, start, end)
 		if err != nil {
 			return r, err
 		}
-		idle, ok3, err := c.counterDelta(ctx, key, "/cpu/classes/idle:cpu-seconds", start, end)
-		if err != nil {
-			return r, err
-		}
-		if ok2 && ok3 && t-idle > 0 {
-			r.GC.GCCPUFraction, r.GC.GCCPUSource = g/(t-idle), "share of busy CPU in the window"
+		if cls[i], ok = v, ok && got; !ok {
+			break
 		}
 	}
+	if f, fok := gcCPUFraction(cls[0], cls[1], cls[2]); ok && fok {
+		r.GC.GCCPUFraction, r.GC.GCCPUSource = f, "share of CPU capacity in the window"
+	}
 	if r.GC.GCCPUFraction < 0 && totCPU > 0 {
-		r.GC.GCCPUFraction, r.GC.GCCPUSource = gcCPU/totCPU, "share of busy CPU in the window (gc cycles)"
+		r.GC.GCCPUFraction, r.GC.GCCPUSource = min(gcCPU/totCPU, 1), "share of CPU capacity in the window (gc cycles)"
 	}
 	if r.GC.GCCPUFraction < 0 {
 		// Scraped instances: memstats GCCPUFraction is GC CPU over CPU

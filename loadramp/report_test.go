@@ -15,7 +15,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // it, with fixed numbers so the reports are reproducible.
 func fixedResult() *Result {
 	rt := func(gc, cores float64, g int, heap uint64) *RuntimeStep {
-		return &RuntimeStep{GCCPUFraction: gc, GCCPUSinceStart: gc, GCSource: "/debug/vars", GCAssistShare: -1, GCPerSecond: 2, PauseP50: 50 * time.Microsecond,
+		return &RuntimeStep{GCCPUFraction: gc, GCCPUSinceStart: gc, GCSource: "/debug/vars", GCBusyShare: -1, GCAssistShare: -1, GCPerSecond: 2, PauseP50: 50 * time.Microsecond,
 			PauseP99: 90 * time.Microsecond, PauseMax: 90 * time.Microsecond, HeapAlloc: heap, HeapGoal: 4 << 20,
 			Goroutines: g, ProcessCPUCores: cores, FDs: 20, Threads: 8, SchedLatencyP99: -1, Procs: 4, MachineCPUBusy: cores / 2}
 	}

@@ -64,11 +64,16 @@ type AgentStatus struct {
 	OpenFDs         uint64  `json:"open_fds"`
 	FDLimit         uint64  `json:"fd_limit"`
 	SchedP99Seconds float64 `json:"sched_latency_p99_seconds"`
-	// GCCPUFraction (GC share of the process's busy CPU) and
-	// GCMarkAssistShare (part of it paid in mark assists) over the agent's
-	// own latest sampling interval; -1 when the agent has no figure yet or
-	// predates them.
+	// GCCPUFraction (GC CPU, idle marking left out, over CPU capacity:
+	// GOMAXPROCS × time), GCBusyShare (the same GC CPU over the CPU the
+	// process was busy with) and GCMarkAssistShare (part of that GC CPU
+	// paid in mark assists) over the agent's own latest sampling interval;
+	// -1 when the agent has no figure yet or predates them. Agents before
+	// gc_busy_share sent GC ÷ busy CPU as gc_cpu_fraction; the ramp
+	// computes its step figures from CPUSeconds, which mean the same in
+	// every agent version, so it does not depend on either.
 	GCCPUFraction     float64 `json:"gc_cpu_fraction"`
+	GCBusyShare       float64 `json:"gc_busy_share"`
 	GCMarkAssistShare float64 `json:"gc_mark_assist_share"`
 	// CPUSeconds are the runtime's cumulative /cpu/classes counters, which
 	// the ramp differences over each step; nil from older agents.
@@ -97,7 +102,7 @@ func ParseAgentStatus(r io.Reader) (*AgentStatus, error) {
 		return nil, errors.New("parse agent status: not a gopulse agent status (no sched_latency_p99_seconds)")
 	}
 	b, _ := json.Marshal(raw)
-	st := AgentStatus{GCCPUFraction: -1, GCMarkAssistShare: -1}
+	st := AgentStatus{GCCPUFraction: -1, GCBusyShare: -1, GCMarkAssistShare: -1}
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("parse agent status: %w", err)
 	}
@@ -122,12 +127,19 @@ type MemStats struct {
 // RuntimeStep is what the target's runtime did between two samples.
 // Fields that could not be measured are negative.
 type RuntimeStep struct {
-	// GCCPUFraction is the GC's share of the target's available CPU
-	// (GOMAXPROCS × wall) during the step, idle-time marking excluded. It
-	// needs the process start time, so it is exact only for local targets;
-	// otherwise GCCPUSinceStart holds the runtime's cumulative figure.
+	// GCCPUFraction is the GC's share of the target's CPU capacity
+	// (GOMAXPROCS × wall) during the step, idle-time marking excluded: the
+	// runtime's GCCPUFraction, what `gopulse gc` and the collector show.
+	// From /debug/vars it needs the process start time, so it is exact
+	// only for local targets; otherwise GCCPUSinceStart holds the
+	// runtime's cumulative figure.
 	GCCPUFraction   float64 `json:"gc_cpu_fraction"`
 	GCCPUSinceStart float64 `json:"gc_cpu_fraction_since_start"`
+	// GCBusyShare is the same GC CPU over the CPU the target was busy
+	// with (capacity less idle Ps): how much of what the process ran was
+	// GC, telling a GC-bound target from a partly idle one whose small
+	// capacity share hides it. Agent only; -1 without it.
+	GCBusyShare float64 `json:"gc_busy_share"`
 	// GCSource says where GCCPUFraction came from: "agent" (the gopulse
 	// agent's runtime/metrics CPU classes, between the GC cycle ends its
 	// samples saw around the step — exact for remote targets too) or
@@ -487,7 +499,7 @@ func findListenerPID(port int) int {
 
 // RuntimeDelta summarises what the runtime did from a to b.
 func RuntimeDelta(a, b RuntimeSample) RuntimeStep {
-	d := RuntimeStep{GCCPUFraction: -1, GCCPUSinceStart: -1, GCAssistShare: -1, GCPerSecond: -1, PauseP50: -1, PauseP99: -1, PauseMax: -1,
+	d := RuntimeStep{GCCPUFraction: -1, GCCPUSinceStart: -1, GCBusyShare: -1, GCAssistShare: -1, GCPerSecond: -1, PauseP50: -1, PauseP99: -1, PauseMax: -1,
 		Goroutines: b.Goroutines, ProcessCPUCores: -1, FDs: -1, Threads: -1, SchedLatencyP99: -1, MachineCPUBusy: -1}
 	if b.Agent != nil {
 		d.SchedLatencyP99 = b.Agent.SchedP99Seconds
@@ -543,10 +555,13 @@ func RuntimeDelta(a, b RuntimeSample) RuntimeStep {
 	if a.Agent != nil && b.Agent != nil && a.Agent.CPUSeconds != nil && b.Agent.CPUSeconds != nil {
 		ca, cb := a.Agent.CPUSeconds, b.Agent.CPUSeconds
 		if avail := cb.Total - ca.Total; avail > 0 {
-			gc := cb.GCTotal - ca.GCTotal
 			// Idle-time marking uses Ps that had nothing else to do; like
 			// memstats' GCCPUFraction, count only what the GC took.
-			d.GCCPUFraction = min(max((gc-(cb.GCMarkIdle-ca.GCMarkIdle))/avail, 0), 1)
+			gc := (cb.GCTotal - cb.GCMarkIdle) - (ca.GCTotal - ca.GCMarkIdle)
+			d.GCCPUFraction = min(max(gc/avail, 0), 1)
+			if busy := (cb.Total - cb.Idle) - (ca.Total - ca.Idle); busy > 0 {
+				d.GCBusyShare = min(max(gc/busy, 0), 1)
+			}
 			d.GCAssistShare = 0
 			if gc > 0 {
 				d.GCAssistShare = min(max((cb.GCMarkAssist-ca.GCMarkAssist)/gc, 0), 1)

@@ -149,7 +149,7 @@ func TestCountTCP(t *testing.T) {
 // cmd/gopulse's tests check it against the real agent).
 const agentJSON = `{"service":"s","instance_id":"i","sampled_at":"2026-11-24T00:00:00Z","goroutines":42,
 "heap_live_bytes":1000,"heap_goal_bytes":2000,"rss_bytes":3000,"open_fds":17,"fd_limit":1024,
-"sched_latency_p99":"12ms","sched_latency_p99_seconds":0.012,"gc_cpu_fraction":0.3,"gc_mark_assist_share":0.6,
+"sched_latency_p99":"12ms","sched_latency_p99_seconds":0.012,"gc_cpu_fraction":0.3,"gc_busy_share":0.4,"gc_mark_assist_share":0.6,
 "cpu_seconds":{"gc_total":3,"gc_mark_assist":1.5,"gc_mark_idle":0.1,"total":20,"idle":5},"rule_levels":{},"events":[]}`
 
 func TestRuntimeReaderReadsAgent(t *testing.T) {
@@ -169,12 +169,12 @@ func TestRuntimeReaderReadsAgent(t *testing.T) {
 	if a.Agent == nil || a.Goroutines != 42 || d.SchedLatencyP99 != 0.012 || d.HeapLive != 1000 || d.FDs != 17 {
 		t.Errorf("agent not read: %+v / %+v", a.Agent, d)
 	}
-	if a.Agent.GCCPUFraction != 0.3 || a.Agent.GCMarkAssistShare != 0.6 || a.Agent.CPUSeconds == nil || a.Agent.CPUSeconds.GCMarkAssist != 1.5 {
+	if a.Agent.GCCPUFraction != 0.3 || a.Agent.GCBusyShare != 0.4 || a.Agent.GCMarkAssistShare != 0.6 || a.Agent.CPUSeconds == nil || a.Agent.CPUSeconds.GCMarkAssist != 1.5 {
 		t.Errorf("agent GC CPU not read: %+v", a.Agent)
 	}
 	old, err := ParseAgentStatus(strings.NewReader(`{"goroutines":1,"sched_latency_p99_seconds":0}`))
-	if err != nil || old.GCCPUFraction != -1 || old.GCMarkAssistShare != -1 || old.CPUSeconds != nil {
-		t.Errorf("an agent without GC CPU fields read as %+v, %v; want -1, -1, nil", old, err)
+	if err != nil || old.GCCPUFraction != -1 || old.GCBusyShare != -1 || old.GCMarkAssistShare != -1 || old.CPUSeconds != nil {
+		t.Errorf("an agent without GC CPU fields read as %+v, %v; want -1, -1, -1, nil", old, err)
 	}
 	if _, err := ParseAgentStatus(strings.NewReader(`{"goroutines":1}`)); err == nil {
 		t.Error("JSON without the agent's keys taken for an agent status")
@@ -242,7 +242,7 @@ func TestRuntimeDeltaGCSource(t *testing.T) {
 			MemStats: MemStats{NumGC: numGC, LastGC: uint64(at.Add(-time.Second).UnixNano()), GCCPUFraction: frac, HeapAlloc: 1, NextGC: 2}}
 	}
 	cpu := func(total, gc, assist, idleMark float64) *AgentStatus {
-		return &AgentStatus{GCCPUFraction: -1, GCMarkAssistShare: -1,
+		return &AgentStatus{GCCPUFraction: -1, GCBusyShare: -1, GCMarkAssistShare: -1,
 			CPUSeconds: &AgentCPUSeconds{Total: total, GCTotal: gc, GCMarkAssist: assist, GCMarkIdle: idleMark}}
 	}
 	withAgent := func(s RuntimeSample, a *AgentStatus) RuntimeSample { s.Agent = a; return s }
@@ -257,8 +257,8 @@ func TestRuntimeDeltaGCSource(t *testing.T) {
 		{"vars only", vars(t0, 0.10, 5), vars(t0.Add(2*time.Second), 0.102, 9), "/debug/vars", varsFrac, -1},
 		{"agent counters moved: agent wins, idle marking excluded",
 			withAgent(vars(t0, 0.10, 5), cpu(10, 1, 0.2, 0.1)), withAgent(vars(t0.Add(2*time.Second), 0.102, 9), cpu(14, 2.5, 0.8, 0.3)),
-			// (1.5 − 0.2) / 4 available; assists 0.6 of 1.5
-			"agent", 1.3 / 4, 0.4},
+			// (1.5 − 0.2) / 4 available; assists 0.6 of those 1.3
+			"agent", 1.3 / 4, 0.6 / 1.3},
 		{"agent counters did not move (no cycle ended): vars",
 			withAgent(vars(t0, 0.10, 5), cpu(10, 1, 0.2, 0)), withAgent(vars(t0.Add(2*time.Second), 0.102, 9), cpu(10, 1, 0.2, 0)),
 			"/debug/vars", varsFrac, -1},
@@ -275,6 +275,38 @@ func TestRuntimeDeltaGCSource(t *testing.T) {
 			d := RuntimeDelta(tc.a, tc.b)
 			if d.GCSource != tc.source || !near(d.GCCPUFraction, tc.fraction) || !near(d.GCAssistShare, tc.assist) {
 				t.Fatalf("source %q fraction %v assist %v; want %q %v %v", d.GCSource, d.GCCPUFraction, d.GCAssistShare, tc.source, tc.fraction, tc.assist)
+			}
+		})
+	}
+}
+
+// TestRuntimeDeltaGCCPUDefinition feeds the agent's cumulative counters
+// with the cpu-class deltas every surface's test uses (agent rules and
+// Status, collector) and checks the step's gc_cpu_fraction is the
+// product's one definition, (gc/total − gc/mark/idle) ÷ total, with the
+// busy-time figure apart as gc_busy_share.
+func TestRuntimeDeltaGCCPUDefinition(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	tests := []struct {
+		name                              string
+		total, idle, gc, idleMark, assist float64
+		fraction, busy, assistShare       float64
+	}{
+		// The discriminating case: 20% busy, GC mostly idle marking;
+		// GC ÷ busy read 37.5% here.
+		{"20% busy with idle marking", 40, 32, 3, 2, 0.5, 0.025, 0.125, 0.5},
+		{"cpu-bound, no idle marking", 40, 0, 10, 0, 4, 0.25, 0.25, 0.4},
+		{"no GC", 40, 20, 0, 0, 0, 0, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ca := &AgentCPUSeconds{Total: 100, Idle: 50, GCTotal: 7, GCMarkIdle: 3, GCMarkAssist: 1}
+			cb := &AgentCPUSeconds{Total: 100 + tc.total, Idle: 50 + tc.idle, GCTotal: 7 + tc.gc, GCMarkIdle: 3 + tc.idleMark, GCMarkAssist: 1 + tc.assist}
+			d := RuntimeDelta(RuntimeSample{At: t0, Agent: &AgentStatus{CPUSeconds: ca}},
+				RuntimeSample{At: t0.Add(10 * time.Second), Agent: &AgentStatus{CPUSeconds: cb}})
+			if d.GCSource != "agent" || !near(d.GCCPUFraction, tc.fraction) || !near(d.GCBusyShare, tc.busy) || !near(d.GCAssistShare, tc.assistShare) {
+				t.Fatalf("source %q fraction %v busy share %v assist %v; want agent %v %v %v",
+					d.GCSource, d.GCCPUFraction, d.GCBusyShare, d.GCAssistShare, tc.fraction, tc.busy, tc.assistShare)
 			}
 		})
 	}
@@ -322,7 +354,10 @@ func TestRuntimeReaderAgentGC(t *testing.T) {
 	if d.GCSource != "agent" || !(d.GCCPUFraction > 0 && d.GCCPUFraction <= 1) || d.GCAssistShare < 0 || d.GCAssistShare > 1 {
 		t.Errorf("GC from the agent: source %q fraction %v assists %v", d.GCSource, d.GCCPUFraction, d.GCAssistShare)
 	}
-	if b.Agent.GCCPUFraction < 0 || b.Agent.GCMarkAssistShare < 0 {
+	if d.GCBusyShare < d.GCCPUFraction || d.GCBusyShare > 1 {
+		t.Errorf("gc_busy_share %v: want in [gc_cpu_fraction %v, 1]", d.GCBusyShare, d.GCCPUFraction)
+	}
+	if b.Agent.GCCPUFraction < 0 || b.Agent.GCBusyShare < b.Agent.GCCPUFraction || b.Agent.GCMarkAssistShare < 0 {
 		t.Errorf("the agent's own interval figures are missing: %+v", b.Agent)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -196,7 +197,7 @@ func solve(a [][]float64, b []float64) ([]float64, bool) {
 
 // Thresholds for naming a runtime signal as saturated.
 const (
-	gcCPUSaturated  = 0.25 // GC's share of the target's CPU
+	gcCPUSaturated  = 0.25 // GC CPU fraction: share of the target's CPU capacity, as the agent's gc_cpu rule
 	gcCPUNotable    = 0.10
 	cpuSaturated    = 0.85 // share of this machine's cores (local targets)
 	goroutineGrowth = 3.0
@@ -296,9 +297,16 @@ func saturation(res *Result) (string, []string) {
 		r := s.Runtime
 		out := fmt.Sprintf("at %.0f req/s:", s.OfferedRPS)
 		if r.GCCPUFraction >= 0 {
-			out += fmt.Sprintf(" GC CPU %.0f%%", r.GCCPUFraction*100)
+			out += fmt.Sprintf(" GC CPU %.0f%% of capacity", r.GCCPUFraction*100)
+			var of []string
+			if r.GCBusyShare >= 0 {
+				of = append(of, fmt.Sprintf("%.0f%% of busy CPU", r.GCBusyShare*100))
+			}
 			if r.GCAssistShare >= 0 {
-				out += fmt.Sprintf(" (%.0f%% of it mark assists)", r.GCAssistShare*100)
+				of = append(of, fmt.Sprintf("%.0f%% of it mark assists", r.GCAssistShare*100))
+			}
+			if len(of) > 0 {
+				out += " (" + strings.Join(of, ", ") + ")"
 			}
 			if r.GCSource != "" {
 				out += " from " + r.GCSource
@@ -383,9 +391,12 @@ func saturation(res *Result) (string, []string) {
 	}
 	switch {
 	case topGC >= gcCPUSaturated || (gc >= gcCPUNotable && pgc > 0 && gc >= 2*pgc):
-		s := fmt.Sprintf("%s: %s GC CPU reached %.0f%%", CauseGC, gcAt, topGC*100)
+		s := fmt.Sprintf("%s: %s GC CPU reached %.0f%% of capacity", CauseGC, gcAt, topGC*100)
 		if gcStep == fail && pgc >= 0 && pass != nil {
 			s += fmt.Sprintf(" (%.0f%% at %.0f req/s)", pgc*100, pass.OfferedRPS)
+		}
+		if gcR.GCBusyShare >= 0 {
+			s += fmt.Sprintf(", %.0f%% of the CPU the process was busy with", gcR.GCBusyShare*100)
 		}
 		if gcR.GCAssistShare >= 0 {
 			s += fmt.Sprintf(", %.0f%% of it in mark assists that requests paid for themselves", gcR.GCAssistShare*100)

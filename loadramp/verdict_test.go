@@ -172,15 +172,15 @@ func TestSaturationNamesTheCause(t *testing.T) {
 }
 
 func TestSaturationGCFromAgentNamesAssists(t *testing.T) {
-	pass := &RuntimeStep{GCCPUFraction: 0.12, GCAssistShare: 0.3, GCSource: "agent", GCCPUSinceStart: -1, GCPerSecond: -1, ProcessCPUCores: 0.3, SchedLatencyP99: 0.002, MachineCPUBusy: -1}
-	fail := &RuntimeStep{GCCPUFraction: 0.4, GCAssistShare: 0.55, GCSource: "agent", GCCPUSinceStart: -1, GCPerSecond: -1, ProcessCPUCores: 0.6, SchedLatencyP99: 0.004, MachineCPUBusy: -1}
+	pass := &RuntimeStep{GCCPUFraction: 0.12, GCBusyShare: 0.4, GCAssistShare: 0.3, GCSource: "agent", GCCPUSinceStart: -1, GCPerSecond: -1, ProcessCPUCores: 0.3, SchedLatencyP99: 0.002, MachineCPUBusy: -1}
+	fail := &RuntimeStep{GCCPUFraction: 0.4, GCBusyShare: 0.67, GCAssistShare: 0.55, GCSource: "agent", GCCPUSinceStart: -1, GCPerSecond: -1, ProcessCPUCores: 0.6, SchedLatencyP99: 0.004, MachineCPUBusy: -1}
 	got, ev := saturation(&Result{Steps: []StepReport{step2(1000, 1000, 0.01, true, pass), step2(2000, 1700, 0.5, false, fail, "p99")}})
-	for _, want := range []string{"GC CPU reached 40% (12% at 1000 req/s)", "55% of it in mark assists"} {
+	for _, want := range []string{"GC CPU reached 40% of capacity (12% at 1000 req/s), 67% of the CPU the process was busy with", "55% of it in mark assists"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("saturation %q does not say %q", got, want)
 		}
 	}
-	if e := strings.Join(ev, "\n"); !strings.Contains(e, "GC CPU 12% (30% of it mark assists) from agent") {
+	if e := strings.Join(ev, "\n"); !strings.Contains(e, "GC CPU 12% of capacity (40% of busy CPU, 30% of it mark assists) from agent") {
 		t.Errorf("evidence does not describe the agent's GC figures:\n%s", e)
 	}
 }

@@ -766,8 +766,13 @@ type GCCycle struct {
 	HeapKnown     bool   `protobuf:"varint,4,opt,name=heap_known,json=heapKnown,proto3" json:"heap_known,omitempty"`
 	HeapLiveBytes uint64 `protobuf:"varint,5,opt,name=heap_live_bytes,json=heapLiveBytes,proto3" json:"heap_live_bytes,omitempty"`
 	HeapGoalBytes uint64 `protobuf:"varint,6,opt,name=heap_goal_bytes,json=heapGoalBytes,proto3" json:"heap_goal_bytes,omitempty"`
-	// GC CPU time (all /cpu/classes/gc) since the previous observed cycle, and
-	// the non-idle CPU time over the same span, so gc/total is the fraction.
+	// GC CPU seconds since the previous observed cycle with idle-priority
+	// marking left out (/cpu/classes/gc/total − /cpu/classes/gc/mark/idle),
+	// and the CPU capacity over the same span (/cpu/classes/total, GOMAXPROCS
+	// × wall), so gc/total is gc_cpu_fraction as analyze/gc defines it.
+	// Agents before this meaning (same agent_version 0.1.0) sent all GC CPU
+	// and busy (total − idle) seconds; a reader cannot tell such records
+	// apart, and their quotient reads higher on a partly idle process.
 	GcCpuSeconds    float64 `protobuf:"fixed64,7,opt,name=gc_cpu_seconds,json=gcCpuSeconds,proto3" json:"gc_cpu_seconds,omitempty"`
 	TotalCpuSeconds float64 `protobuf:"fixed64,8,opt,name=total_cpu_seconds,json=totalCpuSeconds,proto3" json:"total_cpu_seconds,omitempty"`
 	// True when the cycle was forced (runtime.GC or debug.FreeOSMemory);

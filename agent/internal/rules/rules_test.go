@@ -50,11 +50,21 @@ func TestRules(t *testing.T) {
 		}), GCPause, false},
 		{"pause rule disabled", func(th *Thresholds) { th.GCPause = -1 }, series(2, func(i int, p *sample.Point) { p.MaxPause = time.Second }), GCPause, false},
 
-		{"gc cpu 30% over 30s", nil, series(31, func(i int, p *sample.Point) {
-			p.TotalCPU, p.IdleCPU, p.GCCPU = float64(2*i), float64(i), 0.3*float64(i)
+		// gc_cpu_fraction is GC (idle marking left out) over capacity:
+		// two Ps for 30 s are 60 s of capacity.
+		{"gc cpu 30% of capacity", nil, series(31, func(i int, p *sample.Point) {
+			p.TotalCPU, p.IdleCPU, p.GCCPU = float64(2*i), float64(i), 0.6*float64(i)
 		}), GCCPU, true},
-		{"gc cpu 20%", nil, series(31, func(i int, p *sample.Point) {
-			p.TotalCPU, p.IdleCPU, p.GCCPU = float64(2*i), float64(i), 0.2*float64(i)
+		{"gc cpu 20% of capacity", nil, series(31, func(i int, p *sample.Point) {
+			p.TotalCPU, p.IdleCPU, p.GCCPU = float64(2*i), float64(i), 0.4*float64(i)
+		}), GCCPU, false},
+		{"gc cpu 30% of capacity once idle marking is left out", nil, series(31, func(i int, p *sample.Point) {
+			p.TotalCPU, p.IdleCPU, p.GCCPU, p.GCIdleMarkCPU = float64(2*i), 0.2*float64(i), 0.8*float64(i), 0.2*float64(i)
+		}), GCCPU, true},
+		// The old busy-time figure read 75% here (0.3 of 0.4 busy s/s);
+		// of capacity it is 2.5%.
+		{"20% busy service whose GC is mostly idle marking", nil, series(31, func(i int, p *sample.Point) {
+			p.TotalCPU, p.IdleCPU, p.GCCPU, p.GCIdleMarkCPU = float64(2*i), 1.6*float64(i), 0.3*float64(i), 0.25*float64(i)
 		}), GCCPU, false},
 		{"gc cpu burst older than window ignored", nil, series(61, func(i int, p *sample.Point) {
 			p.TotalCPU = float64(i)
@@ -108,6 +118,36 @@ func TestRules(t *testing.T) {
 			}
 			if got && (len(r.Values()) == 0 || r.Reason() == "" || r.Reason() == r.Rule) {
 				t.Fatalf("fired without values or reason: %+v", r)
+			}
+		})
+	}
+}
+
+// TestGCCPUValue checks the figure the gc_cpu rule reports (and ships in
+// the bundle's RuleValue) for the cpu-class deltas every surface's test
+// uses: one definition, (gc − idle mark) ÷ total.
+func TestGCCPUValue(t *testing.T) {
+	tests := []struct {
+		name                      string
+		total, idle, gc, idleMark float64 // deltas over the 30 s window
+		want                      float64
+	}{
+		{"20% busy with idle marking", 40, 32, 3, 2, 0.025},
+		{"cpu-bound, no idle marking", 40, 0, 10, 0, 0.25},
+		{"no GC", 40, 20, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := series(31, func(i int, p *sample.Point) {
+				f := float64(i) / 30
+				p.TotalCPU, p.IdleCPU, p.GCCPU, p.GCIdleMarkCPU = tt.total*f, tt.idle*f, tt.gc*f, tt.idleMark*f
+			})
+			r, _ := fired(Evaluate(nil, Defaults(), w), GCCPU)
+			if r.NVals == 0 || math.Abs(r.Vals[0].Value-tt.want) > 1e-9 || r.Vals[0].Name != "gc_cpu_fraction" {
+				t.Fatalf("gc_cpu value %+v, want gc_cpu_fraction %v", r.Values(), tt.want)
+			}
+			if math.Abs(r.Level-tt.want/0.25) > 1e-9 {
+				t.Fatalf("level %v, want %v", r.Level, tt.want/0.25)
 			}
 		})
 	}

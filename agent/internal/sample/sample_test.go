@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -228,5 +229,98 @@ func TestGCTrackerRecordsEveryCycle(t *testing.T) {
 				t.Fatalf("runtime.GC cycle not marked forced: %+v", last)
 			}
 		})
+	}
+}
+
+// gcCPUCases are the cpu-class deltas every surface's test feeds (rules,
+// agent Status, collector, loadramp): the same deltas must give the same
+// gc_cpu_fraction everywhere. The first is the discriminating one: a
+// service 20% busy whose GC is mostly idle marking reads 2.5% of capacity
+// but read 37.5% as GC ÷ busy.
+var gcCPUCases = []struct {
+	name                              string
+	total, idle, gc, idleMark, assist float64 // deltas, cpu-seconds
+	fraction, busyShare, assistShare  float64
+}{
+	{"20% busy with idle marking", 40, 32, 3, 2, 0.5, 0.025, 0.125, 0.5},
+	{"cpu-bound, no idle marking", 40, 0, 10, 0, 4, 0.25, 0.25, 0.4},
+	{"no GC", 40, 20, 0, 0, 0, 0, 0, 0},
+}
+
+func TestGCCPUBetween(t *testing.T) {
+	for _, tt := range gcCPUCases {
+		t.Run(tt.name, func(t *testing.T) {
+			// Cumulative counters from an arbitrary start, as the runtime gives them.
+			old := Point{TotalCPU: 100, IdleCPU: 50, GCCPU: 7, GCIdleMarkCPU: 3, GCAssistCPU: 1}
+			cur := Point{TotalCPU: old.TotalCPU + tt.total, IdleCPU: old.IdleCPU + tt.idle, GCCPU: old.GCCPU + tt.gc,
+				GCIdleMarkCPU: old.GCIdleMarkCPU + tt.idleMark, GCAssistCPU: old.GCAssistCPU + tt.assist}
+			g := GCCPUBetween(old, cur)
+			f, ok1 := g.Fraction()
+			b, ok2 := g.BusyShare()
+			a, ok3 := g.AssistShare()
+			if !ok1 || !ok2 || !ok3 || !near(f, tt.fraction) || !near(b, tt.busyShare) || !near(a, tt.assistShare) {
+				t.Fatalf("fraction %v %v, busy share %v %v, assist share %v %v; want %v %v %v",
+					f, ok1, b, ok2, a, ok3, tt.fraction, tt.busyShare, tt.assistShare)
+			}
+		})
+	}
+	// No cycle ended between the two points: the counters did not move,
+	// and nothing is known.
+	p := Point{TotalCPU: 10, GCCPU: 1}
+	if _, ok := GCCPUBetween(p, p).Fraction(); ok {
+		t.Fatal("a fraction from counters that did not move")
+	}
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+// TestGCTrackerCPUDefinition checks the per-cycle CPU figures against the
+// runtime's counters: summed over the observed cycles they are exactly
+// (gc/total − gc/mark/idle) and /cpu/classes/total between the tracker's
+// start and the last cycle end, so a collector summing cycles computes
+// gc_cpu_fraction as the series do.
+func TestGCTrackerCPUDefinition(t *testing.T) {
+	g := NewGCTracker()
+	defer g.Stop()
+	g.mu.Lock()
+	start := g.prevCPU
+	g.mu.Unlock()
+	var sink [][]byte
+	for i := 0; i < 5; i++ {
+		for j := 0; j < 1000; j++ {
+			sink = append(sink, make([]byte, 1024))
+		}
+		runtime.GC()
+		sink = sink[:0]
+	}
+	// A background cycle between reading the counters and collecting
+	// would misalign them; the cycle count tells, and a retry realigns.
+	s := []metrics.Sample{{Name: NameGCCPU}, {Name: NameGCIdleMarkCPU}, {Name: NameTotalCPU}, {Name: NameGCCycles}}
+	var cycles []Cycle
+	for try := 0; ; try++ {
+		time.Sleep(10 * time.Millisecond) // let the finalizer goroutine observe the last cycle
+		metrics.Read(s)
+		cycles, _ = g.Collect(cycles, nil)
+		if len(cycles) > 0 && uint64(cycles[len(cycles)-1].N) == s[3].Value.Uint64() {
+			break
+		}
+		if try == 3 {
+			t.Fatalf("cycles collected (%d) never matched the runtime's count %d", len(cycles), s[3].Value.Uint64())
+		}
+	}
+	if !cycles[len(cycles)-1].HeapKnown {
+		t.Fatalf("last cycle not observed: %+v", cycles[len(cycles)-1])
+	}
+	var gc, total float64
+	for _, c := range cycles {
+		if c.HeapKnown {
+			gc += c.GCCPU
+			total += c.TotalCPU
+		}
+	}
+	wantGC := (s[0].Value.Float64() - s[1].Value.Float64()) - (start.GCCPU - start.GCIdleMarkCPU)
+	wantTotal := s[2].Value.Float64() - start.TotalCPU
+	if math.Abs(gc-wantGC) > 1e-6 || math.Abs(total-wantTotal) > 1e-6 || total <= 0 || gc > total {
+		t.Fatalf("cycles sum to GC %v of %v capacity; counters say %v of %v", gc, total, wantGC, wantTotal)
 	}
 }
