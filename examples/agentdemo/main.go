@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -144,8 +145,6 @@ func (d *demo) unleak() {
 	d.wg.Wait()
 }
 
-var stormSink [][]byte
-
 func gcStorm(w http.ResponseWriter, r *http.Request) {
 	dur, err := time.ParseDuration(r.FormValue("d"))
 	if err != nil || dur <= 0 || dur > time.Minute {
@@ -158,19 +157,39 @@ func gcStorm(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "storm over")
 }
 
+// stormNode is 64 bytes with a pointer, so the GC must scan every one.
+type stormNode struct {
+	peer *stormNode
+	_    [56]byte
+}
+
 // stormAllocate keeps a pointer-rich live heap and churns through
-// allocations, so with GOGC=1 the GC runs back to back.
+// allocations on every P, so with GOGC=1 the GC runs back to back and takes
+// a large share of the process's CPU capacity, as a real storm does.
 func stormAllocate(dur time.Duration) {
-	live := make([]*[64]byte, 200000)
+	live := make([]*stormNode, 200000)
 	for i := range live {
-		live[i] = new([64]byte)
-	}
-	end := time.Now().Add(dur)
-	for i := 0; time.Now().Before(end); i++ {
-		live[i%len(live)] = new([64]byte)
-		if i%1024 == 0 {
-			stormSink = append(stormSink[:0], make([]byte, 4096))
+		live[i] = &stormNode{}
+		if i > 0 {
+			live[i].peer = live[i-1]
 		}
 	}
-	stormSink = nil
+	end := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	procs := runtime.GOMAXPROCS(0)
+	for p := range procs {
+		// Each goroutine churns its own part of the live heap.
+		part := live[p*len(live)/procs : (p+1)*len(live)/procs]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 1; ; i++ {
+				if i%1024 == 0 && !time.Now().Before(end) {
+					return
+				}
+				part[i%len(part)] = &stormNode{peer: part[(i-1)%len(part)]}
+			}
+		}()
+	}
+	wg.Wait()
 }
