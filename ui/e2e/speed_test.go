@@ -43,7 +43,7 @@ func fakeAPI(n int) http.Handler {
 				spark[k] = [2]float64{float64(now.Add(time.Duration(k-30) * 30 * time.Second).UnixMilli()), float64(50 + i%700 + k)}
 			}
 			row["gc"] = map[string]any{"cycles": 100 + i%50, "pause_p99_ms": float64(i%97) / 10, "pause_max_ms": float64(i%97) / 5,
-				"gc_cpu_fraction": float64(i%40) / 100, "gc_cpu_source": "share of busy CPU in the window"}
+				"gc_cpu_fraction": float64(i%40) / 100, "gc_cpu_source": "runtime/metrics cpu classes (idle marking out, of GOMAXPROCS capacity)"}
 			row["heap_bytes"], row["limit_bytes"], row["limit_source"] = float64(20+i%300)*1e6, 512e6, "GOMEMLIMIT"
 			row["heap_fraction"] = float64(20+i%300) * 1e6 / 512e6
 			row["goroutines"], row["goroutines_series"] = 50+i%700, spark

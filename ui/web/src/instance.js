@@ -63,7 +63,7 @@ async function draw(base, svc, id, names, rk, group) {
   const start = end - span;
   const has = (n) => names.has(n);
   const want = [
-    '/sched/pauses/total/gc:seconds', '/cpu/classes/gc/total:cpu-seconds', '/cpu/classes/total:cpu-seconds', '/cpu/classes/idle:cpu-seconds',
+    '/sched/pauses/total/gc:seconds', '/cpu/classes/gc/total:cpu-seconds', '/cpu/classes/total:cpu-seconds', '/cpu/classes/gc/mark/idle:cpu-seconds',
     '/memstats/gc-cpu-fraction:fraction', '/gc/heap/live:bytes', '/gc/heap/goal:bytes', '/gc/gomemlimit:bytes', '/cgroup/memory/limit:bytes',
     '/memstats/heap-alloc:bytes', '/sched/goroutines:goroutines', '/sched/goroutines/running:goroutines', '/sched/goroutines/runnable:goroutines',
     '/sched/goroutines/waiting:goroutines', '/sched/latencies:seconds', '/process/rss:bytes', '/cgroup/memory/working-set:bytes',
@@ -115,9 +115,9 @@ async function draw(base, svc, id, names, rk, group) {
 
   // GC CPU share.
   let gcs = [];
-  let label = 'GC share of non-idle CPU';
+  let label = 'GC CPU of capacity (GOMAXPROCS × time, idle marking out)';
   if (has('/cpu/classes/gc/total:cpu-seconds')) {
-    gcs = rateShare(v('/cpu/classes/gc/total:cpu-seconds'), v('/cpu/classes/total:cpu-seconds'), v('/cpu/classes/idle:cpu-seconds'));
+    gcs = gcFraction(v('/cpu/classes/gc/total:cpu-seconds'), v('/cpu/classes/gc/mark/idle:cpu-seconds'), v('/cpu/classes/total:cpu-seconds'));
   } else if (has('/memstats/gc-cpu-fraction:fraction')) {
     gcs = v('/memstats/gc-cpu-fraction:fraction');
     label = 'GC CPU fraction since process start (memstats)';
@@ -211,17 +211,17 @@ function histQuantile(pts, q) {
   return out;
 }
 
-// rateShare: Δgc / (Δtotal − Δidle) between consecutive points.
-function rateShare(gc, total, idle) {
-  const tm = new Map(total), im = new Map(idle);
+// gcFraction: (Δgc − Δidle mark) / Δtotal between consecutive points — the
+// product's gc_cpu_fraction (docs/API.md), the figure `gopulse gc` prints.
+function gcFraction(gc, idleMark, total) {
+  const tm = new Map(total), im = new Map(idleMark);
   const out = [];
   for (let i = 1; i < gc.length; i++) {
     const [t0, g0] = gc[i - 1], [t1, g1] = gc[i];
     const T0 = tm.get(t0), T1 = tm.get(t1);
-    if (T0 == null || T1 == null) continue;
-    const busy = (T1 - T0) - ((im.get(t1) ?? 0) - (im.get(t0) ?? 0));
-    if (busy <= 0 || g1 < g0) continue;
-    out.push([t1, Math.min(1, (g1 - g0) / busy)]);
+    if (T0 == null || T1 == null || T1 <= T0 || g1 < g0) continue;
+    const g = (g1 - g0) - ((im.get(t1) ?? 0) - (im.get(t0) ?? 0));
+    out.push([t1, Math.min(1, Math.max(0, g) / (T1 - T0))]);
   }
   return out;
 }
