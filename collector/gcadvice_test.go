@@ -149,3 +149,66 @@ func TestGCAdvice(t *testing.T) {
 		})
 	}
 }
+
+// TestGCAdvicePerMinute checks that the background analysis, which reads
+// one reading per minute (from the rollups where the store has them),
+// reaches the same figures and advice as the raw readings.
+func TestGCAdvicePerMinute(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	for _, tc := range []struct {
+		name        string
+		gcShare     float64
+		rollUpFirst bool
+	}{
+		{"costly GC, raw only", 0.30, false},
+		{"costly GC, rolled up", 0.30, true},
+		{"cheap GC, rolled up", 0.02, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.Now = func() time.Time { return now } })
+			ctx := context.Background()
+			key := store.InstanceKey{Service: "checkout", ID: "i1"}
+			b := store.Batch{Instance: store.Instance{Service: key.Service, ID: key.ID, Source: store.SourceAgent}, ReceivedAt: now}
+			b.Samples, _ = churnSamples(now, 90, tc.gcShare) // 15 minutes, 10 s apart
+			if _, err := e.st.Append(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			if tc.rollUpFirst {
+				if _, err := e.st.Maintain(ctx, now); err != nil {
+					t.Fatal(err)
+				}
+			}
+			raw, err := e.c.GCAdviceOf(ctx, key, 10*time.Minute, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			perMin, err := e.c.gcAdvice(ctx, key, 10*time.Minute, now, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if raw.Samples != 61 || perMin.Samples < 9 || perMin.Samples > 11 {
+				t.Fatalf("readings: raw %d, per minute %d; want 61 and about 10", raw.Samples, perMin.Samples)
+			}
+			r, m := raw.Summary, perMin.Summary
+			if r == nil || m == nil {
+				t.Fatalf("summaries %v %v", r, m)
+			}
+			for _, f := range []struct {
+				name   string
+				rv, mv float64
+			}{
+				{"GC CPU", r.GCCPUFraction, m.GCCPUFraction},
+				{"cycles/s", r.CyclesPerSecond, m.CyclesPerSecond},
+				{"alloc rate", r.AllocBytesPerSecond, m.AllocBytesPerSecond},
+				{"pause p99", r.PauseP99Seconds, m.PauseP99Seconds},
+			} {
+				if math.Abs(f.mv-f.rv) > 1e-9*math.Max(1, math.Abs(f.rv)) {
+					t.Errorf("%s: per minute %v, raw %v", f.name, f.mv, f.rv)
+				}
+			}
+			if len(raw.Advice) == 0 || len(perMin.Advice) == 0 || raw.Advice[0].Kind != perMin.Advice[0].Kind {
+				t.Errorf("advice raw %+v, per minute %+v", raw.Advice, perMin.Advice)
+			}
+		})
+	}
+}

@@ -54,18 +54,41 @@ func quantile(sorted []int64, q float64) int64 {
 	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
-// seriesDelta returns last−first of a scalar series over [start, end) and
-// whether there were two samples.
-func (c *Collector) seriesDelta(ctx context.Context, key store.InstanceKey, name string, start, end int64) (float64, bool, error) {
-	pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: name, Start: start, End: end})
-	if err != nil || len(pts) < 2 {
-		return 0, false, err
+// minuteSpan narrows [start, end) to a minute-aligned start (the next
+// minute boundary) and a step that covers the rest in one bucket: the store
+// then answers the minutes it has rolled up from the 1-minute rollups and
+// decodes raw samples only for the newest minutes. Background analysis of
+// every instance every 30 s would otherwise decode every raw sample of
+// every window again. A span shorter than that is left as it is.
+func minuteSpan(start, end int64) (alignedStart, step int64) {
+	const minute = 60 * 1000
+	alignedStart = start
+	if r := ((start % minute) + minute) % minute; r != 0 {
+		alignedStart = start - r + minute
 	}
-	return pts[len(pts)-1].Value - pts[0].Value, true, nil
+	if end-alignedStart < minute {
+		return start, max(end-start, 1)
+	}
+	step = (end - alignedStart + minute - 1) / minute * minute
+	return alignedStart, step
 }
 
+// counterDelta is max − min of a cumulative counter over [start, end)
+// from its first minute boundary on (minuteSpan), and whether it had two
+// samples.
+func (c *Collector) counterDelta(ctx context.Context, key store.InstanceKey, name string, start, end int64) (float64, bool, error) {
+	s, step := minuteSpan(start, end)
+	pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: name, Start: s, End: end, Step: step})
+	if err != nil || len(pts) == 0 || pts[0].Count < 2 {
+		return 0, false, err
+	}
+	return pts[0].Max - pts[0].Min, true, nil
+}
+
+// latest is the newest value of a series in [start, end) (minuteSpan).
 func (c *Collector) latest(ctx context.Context, key store.InstanceKey, name string, start, end int64) (float64, bool, error) {
-	pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: name, Start: start, End: end, Step: end - start})
+	s, step := minuteSpan(start, end)
+	pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: name, Start: s, End: end, Step: step})
 	if err != nil || len(pts) == 0 {
 		return 0, false, err
 	}
@@ -127,7 +150,7 @@ func (c *Collector) GCHealthOf(ctx context.Context, key store.InstanceKey, windo
 	var cls [3]float64
 	ok := true
 	for i, n := range gcCPUClassNames {
-		v, got, err := c.seriesDelta(ctx, key, n, start, end)
+		v, got, err := c.counterDelta(ctx, key, n, start, end)
 		if err != nil {
 			return h, err
 		}
@@ -186,7 +209,7 @@ func (c *Collector) analyzeGC(ctx context.Context, key store.InstanceKey, now ti
 	// Summary computes, so the same gate) or a memory limit is in sight.
 	var adv GCAdvice
 	if h.GCCPUFraction >= gcAdviceMinCPU || (h.LimitBytes > 0 && h.HeapFraction >= 0.5) {
-		if adv, err = c.GCAdviceOf(ctx, key, c.cfg.GCWindow, now); err != nil {
+		if adv, err = c.gcAdvice(ctx, key, c.cfg.GCWindow, now, true); err != nil {
 			return fmt.Errorf("gc advice: %w", err)
 		}
 	}
@@ -295,6 +318,10 @@ type GCAdvice struct {
 	Strong *gcpkg.Advice `json:"strong,omitempty"`
 }
 
+// adviceMinuteWindow is the shortest window the background analysis reads
+// at one reading per minute rather than every raw sample.
+const adviceMinuteWindow = 5 * time.Minute
+
 // gcAdviceNames are the series analyze/gc reads.
 var gcAdviceNames = append(append([]string(nil), gcpkg.MetricNames...),
 	gcpkg.CgroupMemoryLimit, gcpkg.CgroupMemoryUsage, gcpkg.CgroupMemoryInactiveFile)
@@ -304,19 +331,34 @@ var gcAdviceNames = append(append([]string(nil), gcpkg.MetricNames...),
 // instances have no runtime/metrics series: their advice is one "refused"
 // item that says so.
 func (c *Collector) GCAdviceOf(ctx context.Context, key store.InstanceKey, window time.Duration, now time.Time) (GCAdvice, error) {
+	return c.gcAdvice(ctx, key, window, now, false)
+}
+
+// gcAdvice is GCAdviceOf; with perMinute (the background analysis of every
+// instance) and a window of several minutes it reads one reading per
+// minute — enough for analyze/gc, whose figures are differences of
+// cumulative counters and histograms, and levels — from the rollups for
+// the minutes already rolled up, instead of decoding every raw sample.
+func (c *Collector) gcAdvice(ctx context.Context, key store.InstanceKey, window time.Duration, now time.Time, perMinute bool) (GCAdvice, error) {
 	end := now.UnixMilli() + 1
 	start := now.Add(-window).UnixMilli()
+	var step int64
+	if perMinute && window >= adviceMinuteWindow {
+		const minute = 60 * 1000
+		start, step = start+(minute-((start%minute)+minute)%minute)%minute, minute
+	}
 	byT := map[int64]gcpkg.MetricSample{}
 	for _, name := range gcAdviceNames {
-		pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: name, Start: start, End: end})
+		pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: name, Start: start, End: end, Step: step})
 		if err != nil {
 			return GCAdvice{}, fmt.Errorf("series %s: %w", name, err)
 		}
 		for _, p := range pts {
-			s, ok := byT[p.T]
+			t := p.LastT // a bucket's value is its newest sample
+			s, ok := byT[t]
 			if !ok {
-				s = gcpkg.MetricSample{Time: time.UnixMilli(p.T), Values: map[string]gcpkg.Value{}}
-				byT[p.T] = s
+				s = gcpkg.MetricSample{Time: time.UnixMilli(t), Values: map[string]gcpkg.Value{}}
+				byT[t] = s
 			}
 			if p.Hist != nil {
 				s.Values[name] = gcpkg.Value{Histogram: &gcpkg.Histogram{Counts: p.Hist.Counts, Buckets: p.Hist.Boundaries}}

@@ -350,16 +350,6 @@ func (w *fleetWindowed) encode() error {
 	return nil
 }
 
-// counterDelta is max − min of a counter over [start, end) in one stepped
-// query (one bucket), and whether it had two samples.
-func (c *Collector) counterDelta(ctx context.Context, key store.InstanceKey, name string, start, end int64) (float64, bool, error) {
-	pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: name, Start: start, End: end, Step: end - start})
-	if err != nil || len(pts) == 0 || pts[0].Count < 2 {
-		return 0, false, err
-	}
-	return pts[0].Max - pts[0].Min, true, nil
-}
-
 func (c *Collector) fleetRow(ctx context.Context, key store.InstanceKey, start, end int64) (fleetWindowed, error) {
 	var r fleetWindowed
 	r.GC.GCCPUFraction = -1

@@ -200,6 +200,9 @@ type SeriesQuery struct {
 type Point struct {
 	T     int64
 	Value float64
+	// LastT is when Value was sampled (Unix ms): T itself for a raw query,
+	// the bucket's newest sample for a stepped one.
+	LastT int64
 	Min   float64
 	Max   float64
 	Sum   float64

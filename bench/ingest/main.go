@@ -52,6 +52,7 @@ func main() {
 	sync := flag.String("sync", "FULL", "SQLite synchronous mode")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	background := flag.Bool("background", true, "run the collector's background work (analysis, fleet summary, maintenance) as gopulse server does")
+	late := flag.Bool("late", false, "timestamp all data 23 h in the past (a spool replay: every batch is late for rollups and compaction)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -62,7 +63,7 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*agents, *rate, *duration, *workers, *bundles, *bundleMB, *queries, *sync, *background); err != nil {
+	if err := run(*agents, *rate, *duration, *workers, *bundles, *bundleMB, *queries, *sync, *background, *late); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/ingest:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -143,7 +144,7 @@ func pct(d []time.Duration, q float64) time.Duration {
 	return d[min(len(d)-1, int(math.Ceil(q*float64(len(d))))-1)]
 }
 
-func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundleMB, nQueries int, syncMode string, background bool) error {
+func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundleMB, nQueries int, syncMode string, background, late bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "gopulse-bench-ingest")
@@ -194,9 +195,21 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 	fmt.Printf("batch: %d samples × %d metrics = %d values (+ process facts), %d bytes of protobuf\n",
 		len(tmpl.Samples), len(tmpl.Descriptors), nValues, len(mustMarshal(tmpl)))
 
-	// Sample times in the past (the raw window is 24 h), 10 s apart per
-	// agent and batch, so they never collide.
-	dataStart := time.Now().Add(-23 * time.Hour)
+	// Sample times follow the wall clock, as a live agent's do, so the
+	// collector's maintenance rolls up each minute and compacts each window
+	// once, as in production. Each simulated agent sends a batch every
+	// nAgents/rate seconds (0.5 s at the defaults: 20× a real agent's
+	// pace), so its samples are spaced to fill that period. Every sample
+	// costs the store the same work at any spacing. (With -late, all data
+	// is 23 h old instead: every batch lands in minutes already rolled up
+	// and windows already compacted — the worst case of an agent replaying
+	// its spool, not the steady state.)
+	dataStart := time.Now()
+	period := time.Duration(float64(nAgents) / rate * float64(time.Second))
+	if late {
+		dataStart, period = time.Now().Add(-23*time.Hour), 10*time.Second
+	}
+	spacing := period / time.Duration(len(tmpl.Samples))
 
 	// Phase 1: batches at a fixed offered rate, open loop. Bodies are
 	// encoded before the clock starts: the load generator shares the two
@@ -212,9 +225,9 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 		b.BatchId = fmt.Sprintf("a%d-b%d", agent, seq)
 		b.Sequence = uint64(seq)
 		b.Instance = &wire.Instance{Service: fmt.Sprintf("svc%d", agent%50), InstanceId: fmt.Sprintf("a%d", agent), Host: "bench", GoVersion: runtime.Version()}
-		t0 := dataStart.Add(time.Duration(seq) * 10 * time.Second) // each agent's samples 10 s apart
+		t0 := dataStart.Add(time.Duration(seq) * period)
 		for k, s := range b.Samples {
-			s.TimeUnixNano = t0.Add(time.Duration(k) * time.Second).UnixNano()
+			s.TimeUnixNano = t0.Add(time.Duration(k) * spacing).UnixNano()
 		}
 		return b.BatchId, mustMarshal(b)
 	}

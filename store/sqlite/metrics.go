@@ -763,7 +763,7 @@ func (s *Store) QuerySeries(ctx context.Context, q store.SeriesQuery) ([]store.P
 			hs = make([]store.Histogram, len(pts)) // one allocation, not one per point
 		}
 		for i, p := range pts {
-			out[i] = store.Point{T: p.t, Value: p.v, Min: p.v, Max: p.v, Sum: p.v, Count: 1}
+			out[i] = store.Point{T: p.t, Value: p.v, LastT: p.t, Min: p.v, Max: p.v, Sum: p.v, Count: 1}
 			if p.count != nil {
 				hs[i] = store.Histogram{Boundaries: sr.bounds, Counts: p.count}
 				out[i].Hist = &hs[i]
@@ -772,7 +772,7 @@ func (s *Store) QuerySeries(ctx context.Context, q store.SeriesQuery) ([]store.P
 		return out, nil
 	}
 	var out []store.Point
-	add := func(t int64, n int64, sum, min, max, last float64, hist []uint64) {
+	add := func(t int64, n int64, sum, min, max, last float64, lastT int64, hist []uint64) {
 		b := q.Start + (t-q.Start)/q.Step*q.Step
 		if k := len(out); k > 0 && out[k-1].T == b {
 			p := &out[k-1]
@@ -780,13 +780,13 @@ func (s *Store) QuerySeries(ctx context.Context, q store.SeriesQuery) ([]store.P
 			p.Sum += sum
 			p.Min = minf(p.Min, min)
 			p.Max = maxf(p.Max, max)
-			p.Value = last
+			p.Value, p.LastT = last, lastT
 			if hist != nil {
 				p.Hist = sr.histOf(hist)
 			}
 			return
 		}
-		out = append(out, store.Point{T: b, Value: last, Min: min, Max: max, Sum: sum, Count: n, Hist: sr.histOf(hist)})
+		out = append(out, store.Point{T: b, Value: last, LastT: lastT, Min: min, Max: max, Sum: sum, Count: n, Hist: sr.histOf(hist)})
 	}
 	rawFrom := q.Start
 	if q.Step%60000 == 0 && q.Start%60000 == 0 && sr.rolled > q.Start {
@@ -801,23 +801,23 @@ func (s *Store) QuerySeries(ctx context.Context, q store.SeriesQuery) ([]store.P
 			return nil, err
 		}
 		for _, p := range pts {
-			add(p.t, 1, p.v, p.v, p.v, p.v, p.count)
+			add(p.t, 1, p.v, p.v, p.v, p.v, p.t, p.count)
 		}
 	}
 	return out, nil
 }
 
-func (s *Store) rollupPoints(ctx context.Context, sr seriesRow, start, end int64, add func(t, n int64, sum, min, max, last float64, hist []uint64)) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT t, n, sum, min, max, last, hist FROM rollups WHERE series = ? AND t >= ? AND t < ? ORDER BY t`, sr.id, start, end)
+func (s *Store) rollupPoints(ctx context.Context, sr seriesRow, start, end int64, add func(t, n int64, sum, min, max, last float64, lastT int64, hist []uint64)) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT t, n, sum, min, max, last, last_t, hist FROM rollups WHERE series = ? AND t >= ? AND t < ? ORDER BY t`, sr.id, start, end)
 	if err != nil {
 		return fmt.Errorf("query rollups: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var t, n int64
+		var t, n, lastT int64
 		var sum, mn, mx, last float64
 		var hb []byte
-		if err := rows.Scan(&t, &n, &sum, &mn, &mx, &last, &hb); err != nil {
+		if err := rows.Scan(&t, &n, &sum, &mn, &mx, &last, &lastT, &hb); err != nil {
 			return err
 		}
 		var counts []uint64
@@ -826,7 +826,7 @@ func (s *Store) rollupPoints(ctx context.Context, sr seriesRow, start, end int64
 				return fmt.Errorf("rollup of series %d at %d: %w", sr.id, t, err)
 			}
 		}
-		add(t, n, sum, mn, mx, last, counts)
+		add(t, n, sum, mn, mx, last, lastT, counts)
 	}
 	return rows.Err()
 }

@@ -293,9 +293,9 @@ func testStep(t *testing.T, s store.Store) {
 		wantN int
 		first store.Point
 	}{
-		{10_000, 12, store.Point{T: t0, Value: 9, Min: 0, Max: 9, Sum: 45, Count: 10}},
-		{60_000, 2, store.Point{T: t0, Value: 59, Min: 0, Max: 59, Sum: 1770, Count: 60}},
-		{3_600_000, 1, store.Point{T: t0, Value: 119, Min: 0, Max: 119, Sum: 7140, Count: 120}},
+		{10_000, 12, store.Point{T: t0, Value: 9, LastT: t0 + 9_000, Min: 0, Max: 9, Sum: 45, Count: 10}},
+		{60_000, 2, store.Point{T: t0, Value: 59, LastT: t0 + 59_000, Min: 0, Max: 59, Sum: 1770, Count: 60}},
+		{3_600_000, 1, store.Point{T: t0, Value: 119, LastT: t0 + 119_000, Min: 0, Max: 119, Sum: 7140, Count: 120}},
 	}
 	for _, c := range cases {
 		pts, err := s.QuerySeries(ctx, store.SeriesQuery{Instance: key(in), Name: metricName(0), Start: t0, End: t0 + 3_600_000, Step: c.step})
@@ -317,7 +317,7 @@ func testStep(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pts) != 2 || pts[1] != (store.Point{T: t0 + 60000, Value: 119, Min: 60, Max: 119, Sum: 5370, Count: 60}) {
+	if len(pts) != 2 || pts[1] != (store.Point{T: t0 + 60000, Value: 119, LastT: t0 + 119_000, Min: 60, Max: 119, Sum: 5370, Count: 60}) {
 		t.Errorf("after rollup: %+v", pts)
 	}
 }
