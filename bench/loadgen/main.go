@@ -42,10 +42,17 @@ func main() {
 	conns := flag.Int("c", 50, "connections")
 	rate := flag.Float64("rate", 20000, "rate of the open-model run (req/s)")
 	rounds := flag.Int("rounds", 3, "rounds; the table shows medians")
+	genProcs := flag.Int("gen-procs", 0, "GOMAXPROCS of the generator (0: the runtime's default); the server child keeps the default")
 	flag.Parse()
 	if *serve {
 		runServer()
 		return
+	}
+	if *genProcs > 0 {
+		// The server child was started with the default: only this
+		// process (the generator) runs on fewer Ps, as wrk -t1 runs one
+		// thread.
+		runtime.GOMAXPROCS(*genProcs)
 	}
 	if err := run(*dur, *conns, *rate, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
