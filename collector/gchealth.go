@@ -200,7 +200,12 @@ func (c *Collector) GCHealthOf(ctx context.Context, key store.InstanceKey, windo
 // analyzeGC turns clearly unhealthy GC into findings and resolves them
 // when the condition clears.
 func (c *Collector) analyzeGC(ctx context.Context, key store.InstanceKey, now time.Time) error {
-	h, err := c.GCHealthOf(ctx, key, c.cfg.GCWindow, now)
+	// The window ends at the last minute boundary before the one the store
+	// may still be rolling up (maintenance runs every minute): its minutes
+	// come from the 1-minute rollups, not from decoding raw samples of every
+	// instance every 30 s. The figures lag by one to two minutes.
+	asOf := now.Truncate(time.Minute).Add(-time.Minute)
+	h, err := c.GCHealthOf(ctx, key, c.cfg.GCWindow, asOf)
 	if err != nil {
 		return err
 	}
@@ -209,7 +214,7 @@ func (c *Collector) analyzeGC(ctx context.Context, key store.InstanceKey, now ti
 	// Summary computes, so the same gate) or a memory limit is in sight.
 	var adv GCAdvice
 	if h.GCCPUFraction >= gcAdviceMinCPU || (h.LimitBytes > 0 && h.HeapFraction >= 0.5) {
-		if adv, err = c.gcAdvice(ctx, key, c.cfg.GCWindow, now, true); err != nil {
+		if adv, err = c.gcAdvice(ctx, key, c.cfg.GCWindow, asOf, true); err != nil {
 			return fmt.Errorf("gc advice: %w", err)
 		}
 	}

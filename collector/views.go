@@ -374,10 +374,19 @@ func (c *Collector) fleetRow(ctx context.Context, key store.InstanceKey, start, 
 	}
 	// GC CPU as the instance page's GC health computes it
 	// (gcCPUFraction) from the runtime's CPU classes, else from the cycles.
+	// The counters are read up to the last minute boundary before the one
+	// the store may still be rolling up, so the figure comes from the
+	// rollups (it lags by one to two minutes) instead of decoding the raw
+	// tail of every instance at every refresh.
+	const minute = 60 * 1000
+	cpuEnd := end
+	if e := end - ((end%minute)+minute)%minute - minute; e-start >= 5*minute {
+		cpuEnd = e
+	}
 	var cls [3]float64
 	ok := true
 	for i, n := range gcCPUClassNames {
-		v, got, err := c.counterDelta(ctx, key, n, start, end)
+		v, got, err := c.counterDelta(ctx, key, n, start, cpuEnd)
 		if err != nil {
 			return r, err
 		}

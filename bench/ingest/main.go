@@ -275,6 +275,19 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 
 	n := int(dur.Seconds() * rate)
 	pre := make([]job, n)
+	if !late {
+		// The bodies are encoded before the clock starts, with their sample
+		// times in them: time the encoding of a few, and start the data's
+		// clock when the batch phase will start, so that batches arrive
+		// as fresh data, not as minutes the maintenance already rolled up.
+		k := min(n, 2000)
+		t := time.Now()
+		for i := 0; i < k; i++ {
+			encode(i%nAgents, 1+i/nAgents)
+		}
+		est := time.Duration(float64(time.Since(t)) * float64(n) / float64(k))
+		dataStart = time.Now().Add(est*5/4 + 2*time.Second)
+	}
 	for i := range pre {
 		pre[i].key, pre[i].body = encode(i%nAgents, 1+i/nAgents)
 	}
@@ -304,6 +317,13 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 			lats = append(lats, local...)
 			mu.Unlock()
 		}()
+	}
+	if !late {
+		if d := time.Until(dataStart); d > 0 {
+			time.Sleep(d)
+		} else {
+			fmt.Printf("note: encoding ran %v past the data's start: the first batches are that late\n", (-d).Round(time.Millisecond))
+		}
 	}
 	start := time.Now()
 	interval := time.Duration(float64(time.Second) / rate)

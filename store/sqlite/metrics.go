@@ -668,7 +668,10 @@ func (s *Store) rawPoints(ctx context.Context, sr seriesRow, start, end int64) (
 	}
 	var pieces []piece
 	total := 0
-	rows, err := s.r.QueryContext(ctx, `SELECT min_t, data FROM chunks WHERE series = ? AND min_t >= ? AND min_t < ? ORDER BY min_t`, sr.id, start-maxChunkSpan, end)
+	// min_t bounds the index range; max_t skips, without reading their
+	// data, the chunks and blocks that end before start (an hour of chunks
+	// and 15 minutes of blocks would otherwise be read for the last minute).
+	rows, err := s.r.QueryContext(ctx, `SELECT min_t, data FROM chunks WHERE series = ? AND min_t >= ? AND min_t < ? AND max_t >= ? ORDER BY min_t`, sr.id, start-maxChunkSpan, end, start)
 	if err != nil {
 		return nil, fmt.Errorf("query samples: %w", err)
 	}
@@ -685,7 +688,7 @@ func (s *Store) rawPoints(ctx context.Context, sr seriesRow, start, end int64) (
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("query samples: %w", err)
 	}
-	rows, err = s.r.QueryContext(ctx, `SELECT min_t, data FROM blocks WHERE instance = ? AND min_t > ? AND min_t < ? ORDER BY min_t`, sr.inst, start-window, end)
+	rows, err = s.r.QueryContext(ctx, `SELECT min_t, data FROM blocks WHERE instance = ? AND min_t > ? AND min_t < ? AND max_t >= ? ORDER BY min_t`, sr.inst, start-window, end, start)
 	if err != nil {
 		return nil, fmt.Errorf("query samples: %w", err)
 	}
