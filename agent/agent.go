@@ -59,7 +59,11 @@ type Agent struct {
 	stopChan                 chan struct{}
 
 	capturing atomic.Bool
-	events    atomic.Uint64
+	// pendingManual holds the reason of a manual trigger that arrived
+	// during a capture: it runs when that capture ends, so an on-call
+	// engineer's request is deferred, never lost.
+	pendingManual atomic.Pointer[string]
+	events        atomic.Uint64
 
 	mu        sync.Mutex
 	last      sample.Slot // copy of the latest facts for Handler and bundles
@@ -226,7 +230,8 @@ func (a *Agent) Stop(ctx context.Context) error {
 }
 
 // Trigger captures an evidence bundle now, under the "manual" rule, unless
-// the per-rule cooldown or the hourly cap forbids it. It never blocks.
+// the per-rule cooldown or the hourly cap forbids it; during another
+// capture it runs when that one ends. It never blocks.
 func (a *Agent) Trigger(reason string) {
 	if a.stopped.Load() {
 		return
@@ -312,8 +317,14 @@ func (a *Agent) fire(ctx context.Context, r rules.Result, reason string, now tim
 	// its cooldown, so it fires again on the next sample if still true.
 	if !a.capturing.CompareAndSwap(false, true) {
 		if r.Rule == rules.Manual {
-			a.limiter.Suppressed++
-			a.opts.Logger.Warn("gopulse agent: manual trigger ignored: a capture is already running")
+			a.pendingManual.Store(&reason)
+			a.opts.Logger.Info("gopulse agent: manual trigger deferred: it runs when the capture under way ends")
+			// The capture may have ended between the check and the store.
+			if !a.capturing.Load() {
+				if p := a.pendingManual.Swap(nil); p != nil {
+					a.Trigger(*p)
+				}
+			}
 		}
 		return
 	}
@@ -345,7 +356,12 @@ func (a *Agent) fire(ctx context.Context, r rules.Result, reason string, now tim
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		defer a.capturing.Store(false)
+		defer func() {
+			a.capturing.Store(false)
+			if p := a.pendingManual.Swap(nil); p != nil {
+				a.Trigger(*p)
+			}
+		}()
 		a.capture(spec)
 	}()
 }

@@ -374,3 +374,33 @@ func TestStopWithHangingCollector(t *testing.T) {
 		t.Fatal("undelivered batches were not spooled")
 	}
 }
+
+// TestManualTriggerDuringCapture checks that a manual trigger arriving
+// while another capture runs is deferred to its end, not dropped.
+func TestManualTriggerDuringCapture(t *testing.T) {
+	srv, err := wiretest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	opts := testOptions(t, srv.URL, io.Discard)
+	opts.CPUProfileDuration = 500 * time.Millisecond // keeps the first capture running
+	a, err := Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop(context.Background())
+	a.Trigger("first")
+	waitFor(t, "the first capture to start", a.capturing.Load)
+	a.Trigger("second")
+	reasons := func() map[string]bool {
+		got := map[string]bool{}
+		for _, b := range srv.Bundles() {
+			if b.Manifest.Rule == "manual" {
+				got[b.Manifest.Reason] = true
+			}
+		}
+		return got
+	}
+	waitFor(t, "both manual bundles", func() bool { r := reasons(); return r["first"] && r["second"] })
+}
