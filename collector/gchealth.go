@@ -54,6 +54,26 @@ func quantile(sorted []int64, q float64) int64 {
 	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
+// minuteMs is one minute in Unix ms, the store's rollup resolution.
+const minuteMs = 60 * 1000
+
+// floorMinute is the minute boundary at or before t (Unix ms).
+func floorMinute(t int64) int64 { return t - ((t%minuteMs)+minuteMs)%minuteMs }
+
+// ceilMinute is the minute boundary at or after t (Unix ms).
+func ceilMinute(t int64) int64 {
+	if f := floorMinute(t); f != t {
+		return f + minuteMs
+	}
+	return t
+}
+
+// rolledEnd is the last minute boundary before the minute the store may
+// still be rolling up at t (maintenance runs every minute): a window
+// ending there is answered from the 1-minute rollups, not by decoding raw
+// samples. Figures read up to it lag by one to two minutes.
+func rolledEnd(t int64) int64 { return floorMinute(t) - minuteMs }
+
 // minuteSpan narrows [start, end) to a minute-aligned start (the next
 // minute boundary) and a step that covers the rest in one bucket: the store
 // then answers the minutes it has rolled up from the 1-minute rollups and
@@ -61,16 +81,11 @@ func quantile(sorted []int64, q float64) int64 {
 // every instance every 30 s would otherwise decode every raw sample of
 // every window again. A span shorter than that is left as it is.
 func minuteSpan(start, end int64) (alignedStart, step int64) {
-	const minute = 60 * 1000
-	alignedStart = start
-	if r := ((start % minute) + minute) % minute; r != 0 {
-		alignedStart = start - r + minute
-	}
-	if end-alignedStart < minute {
+	alignedStart = ceilMinute(start)
+	if end-alignedStart < minuteMs {
 		return start, max(end-start, 1)
 	}
-	step = (end - alignedStart + minute - 1) / minute * minute
-	return alignedStart, step
+	return alignedStart, ceilMinute(end - alignedStart)
 }
 
 // counterDelta is max − min of a cumulative counter over [start, end)
@@ -111,6 +126,78 @@ func gcCPUFraction(gc, idleMark, total float64) (f float64, ok bool) {
 	return min(g/total, 1), true
 }
 
+// cycleStats summarises the GC cycles of a window.
+type cycleStats struct {
+	n                   int
+	perSec              float64 // cycles per second between the first and last end
+	p50Ms, p99Ms, maxMs float64
+	gcCPU, totCPU       float64 // per-cycle CPU sums of the cycles that have them
+}
+
+func summarizeCycles(cycles []store.GCCycle) cycleStats {
+	st := cycleStats{n: len(cycles)}
+	pauses := make([]int64, 0, len(cycles))
+	for _, cy := range cycles {
+		pauses = append(pauses, cy.PauseNs)
+		if cy.HeapKnown {
+			st.gcCPU += cy.GCCPUSeconds
+			st.totCPU += cy.TotalCPUSeconds
+		}
+	}
+	slices.Sort(pauses)
+	if len(cycles) > 1 {
+		if span := float64(cycles[len(cycles)-1].EndTime-cycles[0].EndTime) / 1000; span > 0 {
+			st.perSec = float64(len(cycles)-1) / span
+		}
+	}
+	st.p50Ms = float64(quantile(pauses, 0.5)) / 1e6
+	st.p99Ms = float64(quantile(pauses, 0.99)) / 1e6
+	if len(pauses) > 0 {
+		st.maxMs = float64(pauses[len(pauses)-1]) / 1e6
+	}
+	return st
+}
+
+// gcCPUFrom says which input gave the GC CPU fraction.
+type gcCPUFrom int
+
+const (
+	gcCPUUnknown  gcCPUFrom = iota
+	gcCPUClasses            // runtime/metrics CPU classes (the agent)
+	gcCPUCycles             // the agent's per-cycle records
+	gcCPUMemstats           // scraped memstats GCCPUFraction, since process start
+)
+
+// gcCPUIn is the one GC CPU fraction of an instance (gcCPUFraction): from
+// the runtime/metrics CPU classes over [start, classEnd) when the agent
+// sends them, else from the cycles' per-cycle figures, else the scraped
+// memstats GCCPUFraction (a lifetime average) newest in [start, end).
+// It is −1 with gcCPUUnknown when none is there.
+func (c *Collector) gcCPUIn(ctx context.Context, key store.InstanceKey, start, classEnd, end int64, cs cycleStats) (float64, gcCPUFrom, error) {
+	var cls [3]float64
+	ok := true
+	for i, n := range gcCPUClassNames {
+		v, got, err := c.counterDelta(ctx, key, n, start, classEnd)
+		if err != nil {
+			return -1, gcCPUUnknown, err
+		}
+		if cls[i], ok = v, got; !ok {
+			break
+		}
+	}
+	if f, fok := gcCPUFraction(cls[0], cls[1], cls[2]); ok && fok {
+		return f, gcCPUClasses, nil
+	}
+	if cs.totCPU > 0 {
+		return min(cs.gcCPU/cs.totCPU, 1), gcCPUCycles, nil
+	}
+	v, ok, err := c.latest(ctx, key, nameMSGCCPUFraction, start, end)
+	if err != nil || !ok {
+		return -1, gcCPUUnknown, err
+	}
+	return v, gcCPUMemstats, nil
+}
+
 // GCHealthOf computes the GC health of an instance over the window ending
 // at now, from its stored GC cycles and samples.
 func (c *Collector) GCHealthOf(ctx context.Context, key store.InstanceKey, window time.Duration, now time.Time) (GCHealth, error) {
@@ -121,54 +208,20 @@ func (c *Collector) GCHealthOf(ctx context.Context, key store.InstanceKey, windo
 	if err != nil {
 		return h, fmt.Errorf("gc cycles: %w", err)
 	}
-	pauses := make([]int64, 0, len(cycles))
-	var gcCPU, totCPU float64
-	for _, cy := range cycles {
-		pauses = append(pauses, cy.PauseNs)
-		if cy.HeapKnown {
-			gcCPU += cy.GCCPUSeconds
-			totCPU += cy.TotalCPUSeconds
-		}
-	}
-	slices.Sort(pauses)
-	h.Cycles = len(cycles)
-	if len(cycles) > 1 {
-		span := float64(cycles[len(cycles)-1].EndTime-cycles[0].EndTime) / 1000
-		if span > 0 {
-			h.CyclesPerSec = float64(len(cycles)-1) / span
-		}
-	}
-	h.PauseP50Ms = float64(quantile(pauses, 0.5)) / 1e6
-	h.PauseP99Ms = float64(quantile(pauses, 0.99)) / 1e6
-	if len(pauses) > 0 {
-		h.PauseMaxMs = float64(pauses[len(pauses)-1]) / 1e6
-	}
+	cs := summarizeCycles(cycles)
+	h.Cycles, h.CyclesPerSec = cs.n, cs.perSec
+	h.PauseP50Ms, h.PauseP99Ms, h.PauseMaxMs = cs.p50Ms, cs.p99Ms, cs.maxMs
 
-	// GC CPU: runtime/metrics CPU classes when the agent sends them, else
-	// the per-cycle figures, else the scraped memstats GCCPUFraction (a
-	// lifetime average). All three are the one definition.
-	var cls [3]float64
-	ok := true
-	for i, n := range gcCPUClassNames {
-		v, got, err := c.counterDelta(ctx, key, n, start, end)
-		if err != nil {
-			return h, err
-		}
-		cls[i], ok = v, ok && got
+	f, from, err := c.gcCPUIn(ctx, key, start, end, end, cs)
+	if err != nil {
+		return h, err
 	}
-	f, fok := gcCPUFraction(cls[0], cls[1], cls[2])
-	switch {
-	case ok && fok:
-		h.GCCPUFraction, h.GCCPUSource = f, "runtime/metrics cpu classes"
-	case totCPU > 0:
-		h.GCCPUFraction, h.GCCPUSource = min(gcCPU/totCPU, 1), "gc cycles"
-	default:
-		if v, ok, err := c.latest(ctx, key, nameMSGCCPUFraction, start, end); err != nil {
-			return h, err
-		} else if ok {
-			h.GCCPUFraction, h.GCCPUSource = v, "memstats GCCPUFraction (since process start)"
-		}
-	}
+	h.GCCPUFraction = f
+	h.GCCPUSource = map[gcCPUFrom]string{
+		gcCPUClasses:  "runtime/metrics cpu classes",
+		gcCPUCycles:   "gc cycles",
+		gcCPUMemstats: "memstats GCCPUFraction (since process start)",
+	}[from]
 
 	// Heap against its limit.
 	for _, n := range []string{nameHeapLive, nameMSHeapAlloc} {
@@ -200,11 +253,9 @@ func (c *Collector) GCHealthOf(ctx context.Context, key store.InstanceKey, windo
 // analyzeGC turns clearly unhealthy GC into findings and resolves them
 // when the condition clears.
 func (c *Collector) analyzeGC(ctx context.Context, key store.InstanceKey, now time.Time) error {
-	// The window ends at the last minute boundary before the one the store
-	// may still be rolling up (maintenance runs every minute): its minutes
-	// come from the 1-minute rollups, not from decoding raw samples of every
-	// instance every 30 s. The figures lag by one to two minutes.
-	asOf := now.Truncate(time.Minute).Add(-time.Minute)
+	// The window ends where the rollups do (rolledEnd), so its minutes are
+	// not decoded from raw samples of every instance every 30 s.
+	asOf := time.UnixMilli(rolledEnd(now.UnixMilli()))
 	h, err := c.GCHealthOf(ctx, key, c.cfg.GCWindow, asOf)
 	if err != nil {
 		return err
@@ -349,8 +400,7 @@ func (c *Collector) gcAdvice(ctx context.Context, key store.InstanceKey, window 
 	start := now.Add(-window).UnixMilli()
 	var step int64
 	if perMinute && window >= adviceMinuteWindow {
-		const minute = 60 * 1000
-		start, step = start+(minute-((start%minute)+minute)%minute)%minute, minute
+		start, step = ceilMinute(start), minuteMs
 	}
 	byT := map[int64]gcpkg.MetricSample{}
 	for _, name := range gcAdviceNames {

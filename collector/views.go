@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -357,61 +356,29 @@ func (c *Collector) fleetRow(ctx context.Context, key store.InstanceKey, start, 
 	if err != nil {
 		return r, fmt.Errorf("gc cycles: %w", err)
 	}
-	pauses := make([]int64, len(cycles))
-	var gcCPU, totCPU float64
-	for i, cy := range cycles {
-		pauses[i] = cy.PauseNs
-		if cy.HeapKnown {
-			gcCPU += cy.GCCPUSeconds
-			totCPU += cy.TotalCPUSeconds
-		}
+	cs := summarizeCycles(cycles)
+	r.GC.Cycles, r.GC.PauseP99Ms, r.GC.PauseMaxMs = cs.n, cs.p99Ms, cs.maxMs
+	// GC CPU as the instance page's GC health computes it, with the CPU
+	// classes read up to rolledEnd so the figure comes from the rollups
+	// (it lags by one to two minutes) instead of decoding the raw tail of
+	// every instance at every refresh.
+	classEnd := end
+	if e := rolledEnd(end); e-start >= 5*minuteMs {
+		classEnd = e
 	}
-	slices.Sort(pauses)
-	r.GC.Cycles = len(cycles)
-	if len(pauses) > 0 {
-		r.GC.PauseP99Ms = float64(quantile(pauses, 0.99)) / 1e6
-		r.GC.PauseMaxMs = float64(pauses[len(pauses)-1]) / 1e6
+	f, from, err := c.gcCPUIn(ctx, key, start, classEnd, end, cs)
+	if err != nil {
+		return r, err
 	}
-	// GC CPU as the instance page's GC health computes it
-	// (gcCPUFraction) from the runtime's CPU classes, else from the cycles.
-	// The counters are read up to the last minute boundary before the one
-	// the store may still be rolling up, so the figure comes from the
-	// rollups (it lags by one to two minutes) instead of decoding the raw
-	// tail of every instance at every refresh.
-	const minute = 60 * 1000
-	cpuEnd := end
-	if e := end - ((end%minute)+minute)%minute - minute; e-start >= 5*minute {
-		cpuEnd = e
-	}
-	var cls [3]float64
-	ok := true
-	for i, n := range gcCPUClassNames {
-		v, got, err := c.counterDelta(ctx, key, n, start, cpuEnd)
-		if err != nil {
-			return r, err
-		}
-		if cls[i], ok = v, ok && got; !ok {
-			break
-		}
-	}
-	if f, fok := gcCPUFraction(cls[0], cls[1], cls[2]); ok && fok {
-		r.GC.GCCPUFraction, r.GC.GCCPUSource = f, "share of CPU capacity in the window"
-	}
-	if r.GC.GCCPUFraction < 0 && totCPU > 0 {
-		r.GC.GCCPUFraction, r.GC.GCCPUSource = min(gcCPU/totCPU, 1), "share of CPU capacity in the window (gc cycles)"
-	}
-	if r.GC.GCCPUFraction < 0 {
+	r.GC.GCCPUFraction = f
+	r.GC.GCCPUSource = map[gcCPUFrom]string{
+		gcCPUClasses: "share of CPU capacity in the window",
+		gcCPUCycles:  "share of CPU capacity in the window (gc cycles)",
 		// Scraped instances: memstats GCCPUFraction is GC CPU over CPU
 		// capacity since the process started; the scrape gives no start
 		// time, so it cannot be turned into the window's share.
-		pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: nameMSGCCPUFraction, Start: start, End: end, Step: end - start})
-		if err != nil {
-			return r, err
-		}
-		if len(pts) > 0 {
-			r.GC.GCCPUFraction, r.GC.GCCPUSource = pts[0].Value, "share of CPU capacity since process start (memstats)"
-		}
-	}
+		gcCPUMemstats: "share of CPU capacity since process start (memstats)",
+	}[from]
 	step := max((end-start)/fleetSparkPoints, 1000)
 	pts, err := c.st.QuerySeries(ctx, store.SeriesQuery{Instance: key, Name: nameGoroutines, Start: start - start%step, End: end, Step: step})
 	if err != nil {
