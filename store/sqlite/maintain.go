@@ -284,38 +284,7 @@ type querier interface {
 
 // rtx is a read transaction on the readers' pool with its statements
 // prepared once.
-type rtx struct {
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
-}
-
-func (r *rtx) stmt(q string) (*sql.Stmt, error) {
-	if st, ok := r.stmts[q]; ok {
-		return st, nil
-	}
-	st, err := r.tx.Prepare(q)
-	if err != nil {
-		return nil, fmt.Errorf("prepare %q: %w", firstLine(q), err)
-	}
-	r.stmts[q] = st
-	return st, nil
-}
-
-func (r *rtx) query(q string, args ...any) (*sql.Rows, error) {
-	st, err := r.stmt(q)
-	if err != nil {
-		return nil, err
-	}
-	return st.Query(args...)
-}
-
-func (r *rtx) queryRow(q string, args ...any) *sql.Row {
-	st, err := r.stmt(q)
-	if err != nil {
-		return r.tx.QueryRow(q, args...) // reports the same error on Scan
-	}
-	return st.QueryRow(args...)
-}
+type rtx = txStmts
 
 // planBudget and planBatchMax bound the instances planned from one read
 // snapshot: plans are applied after the whole batch is planned, and a

@@ -191,11 +191,17 @@ type wreq struct {
 	err chan error
 }
 
+// txStmts is a transaction with its statements prepared once: the
+// writer's groups (wtx) and Maintain's read snapshots (rtx) both use it.
+type txStmts struct {
+	tx    *sql.Tx
+	hot   map[string]*sql.Stmt // prepared once on the writer's connection; nil for readers
+	stmts map[string]*sql.Stmt
+}
+
 // wtx is a write transaction with statements prepared once per group.
 type wtx struct {
-	tx    *sql.Tx
-	hot   map[string]*sql.Stmt // prepared once on the writer's connection
-	stmts map[string]*sql.Stmt
+	txStmts
 	// Scratch space reused by the requests of a group.
 	secs []blockSection
 	buf  []byte
@@ -204,7 +210,7 @@ type wtx struct {
 	blocksFor []int64
 }
 
-func (t *wtx) exec(q string, args ...any) (sql.Result, error) {
+func (t *txStmts) exec(q string, args ...any) (sql.Result, error) {
 	st, err := t.stmt(q)
 	if err != nil {
 		return nil, err
@@ -212,7 +218,7 @@ func (t *wtx) exec(q string, args ...any) (sql.Result, error) {
 	return st.Exec(args...)
 }
 
-func (t *wtx) queryRow(q string, args ...any) *sql.Row {
+func (t *txStmts) queryRow(q string, args ...any) *sql.Row {
 	st, err := t.stmt(q)
 	if err != nil {
 		return t.tx.QueryRow(q, args...) // reports the same error on Scan
@@ -220,7 +226,7 @@ func (t *wtx) queryRow(q string, args ...any) *sql.Row {
 	return st.QueryRow(args...)
 }
 
-func (t *wtx) query(q string, args ...any) (*sql.Rows, error) {
+func (t *txStmts) query(q string, args ...any) (*sql.Rows, error) {
 	st, err := t.stmt(q)
 	if err != nil {
 		return nil, err
@@ -228,7 +234,7 @@ func (t *wtx) query(q string, args ...any) (*sql.Rows, error) {
 	return st.Query(args...)
 }
 
-func (t *wtx) stmt(q string) (*sql.Stmt, error) {
+func (t *txStmts) stmt(q string) (*sql.Stmt, error) {
 	if st, ok := t.stmts[q]; ok {
 		return st, nil
 	}
@@ -576,7 +582,7 @@ func (s *Store) runGroup(group []*wreq) {
 		s.synced <- acks
 		return
 	}
-	t := &wtx{tx: tx, hot: s.hot, stmts: map[string]*sql.Stmt{}}
+	t := &wtx{txStmts: txStmts{tx: tx, hot: s.hot, stmts: map[string]*sql.Stmt{}}}
 	ran := 0
 	for i, r := range group {
 		if err := r.ctx.Err(); err != nil {
