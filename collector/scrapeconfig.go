@@ -2,7 +2,6 @@ package collector
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -40,72 +39,48 @@ func ParseScrapeConfig(r io.Reader) ([]Target, error) {
 	}
 	byURL := map[string]seenAt{}
 	byKey := map[string]int{}
-	br := bufio.NewReader(r)
-	for n := 1; ; n++ {
-		line, err := readScrapeLine(br)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("scrape config line %d: %w", n, err)
-		}
-		if line == nil && errors.Is(err, io.EOF) {
-			return out, nil
+	sc := bufio.NewScanner(r)
+	// Room for the longest allowed line and its "\r\n"; longer is an error.
+	sc.Buffer(make([]byte, 0, 512), maxScrapeLineBytes+2)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Bytes()
+		if len(line) > maxScrapeLineBytes {
+			return nil, fmt.Errorf("scrape config line %d: %w", n, errScrapeLineTooLong)
 		}
 		t, ok, perr := parseScrapeLine(line)
 		if perr != nil {
 			return nil, fmt.Errorf("scrape config line %d: %w", n, perr)
 		}
-		if ok {
-			if prev, dup := byURL[t.URL]; dup {
-				return nil, fmt.Errorf("scrape config line %d: %s is already listed on line %d (as %q)", n, t.URL, prev.line, prev.name)
-			}
-			u, _ := url.Parse(t.URL) // validated by parseScrapeLine
-			key := t.Name + " " + u.Host
-			if prev, dup := byKey[key]; dup {
-				return nil, fmt.Errorf("scrape config line %d: service %q already has a target at %s (line %d); one host:port is one instance", n, t.Name, u.Host, prev)
-			}
-			if len(out) == maxScrapeTargets {
-				return nil, fmt.Errorf("scrape config line %d: more than %d targets", n, maxScrapeTargets)
-			}
-			byURL[t.URL], byKey[key] = seenAt{n, t.Name}, n
-			out = append(out, t)
+		if !ok {
+			continue
 		}
-		if errors.Is(err, io.EOF) {
-			return out, nil
+		if prev, dup := byURL[t.URL]; dup {
+			return nil, fmt.Errorf("scrape config line %d: %s is already listed on line %d (as %q)", n, t.URL, prev.line, prev.name)
 		}
+		u, _ := url.Parse(t.URL) // validated by parseScrapeLine
+		key := t.Name + " " + u.Host
+		if prev, dup := byKey[key]; dup {
+			return nil, fmt.Errorf("scrape config line %d: service %q already has a target at %s (line %d); one host:port is one instance", n, t.Name, u.Host, prev)
+		}
+		if len(out) == maxScrapeTargets {
+			return nil, fmt.Errorf("scrape config line %d: more than %d targets", n, maxScrapeTargets)
+		}
+		byURL[t.URL], byKey[key] = seenAt{n, t.Name}, n
+		out = append(out, t)
 	}
+	switch err := sc.Err(); {
+	case errors.Is(err, bufio.ErrTooLong):
+		return nil, fmt.Errorf("scrape config line %d: %w", n+1, errScrapeLineTooLong)
+	case err != nil:
+		return nil, fmt.Errorf("scrape config line %d: read: %w", n+1, err)
+	}
+	return out, nil
 }
 
-// readScrapeLine returns the next line without its line ending; nil and
-// io.EOF at the end. A line longer than maxScrapeLineBytes is an error.
-func readScrapeLine(br *bufio.Reader) ([]byte, error) {
-	var line []byte
-	for {
-		chunk, err := br.ReadSlice('\n')
-		line = append(line, chunk...)
-		if len(line) > maxScrapeLineBytes+2 {
-			return nil, fmt.Errorf("line longer than %d bytes: is this a scrape config?", maxScrapeLineBytes)
-		}
-		switch {
-		case err == nil:
-			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-			if len(line) > maxScrapeLineBytes {
-				return nil, fmt.Errorf("line longer than %d bytes: is this a scrape config?", maxScrapeLineBytes)
-			}
-			return line, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case errors.Is(err, io.EOF):
-			if len(line) == 0 {
-				return nil, io.EOF
-			}
-			if len(line) > maxScrapeLineBytes {
-				return nil, fmt.Errorf("line longer than %d bytes: is this a scrape config?", maxScrapeLineBytes)
-			}
-			return line, io.EOF
-		default:
-			return nil, fmt.Errorf("read: %w", err)
-		}
-	}
-}
+// errScrapeLineTooLong is a line over maxScrapeLineBytes.
+var errScrapeLineTooLong = fmt.Errorf("line longer than %d bytes: is this a scrape config?", maxScrapeLineBytes)
 
 // parseScrapeLine parses one line; ok is false for a blank or comment line.
 func parseScrapeLine(line []byte) (t Target, ok bool, err error) {
