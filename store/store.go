@@ -129,6 +129,45 @@ type Sample struct {
 	Hist *Histogram
 }
 
+// Series is the points of one metric in a batch, in columns: the shape an
+// agent's batch arrives in (every metric read at every sample time), which
+// the store can encode without regrouping single samples. Points may come
+// in any order, but times ascending within one 15-minute window is the
+// case the store encodes without copying. Points older than the
+// full-resolution retention are dropped and counted.
+//
+// A batch's points of one metric are merged, whether they come as
+// Samples, as one Series or as several: of two points at the same time
+// the first is kept, in this order — Samples in slice order, then the
+// Series in slice order, each in its own point order.
+//
+// Append rejects with ErrInvalid (naming the metric) a Series with an
+// empty Name, a scalar with len(Values) ≠ len(T) or with Counts, a
+// histogram with fewer than 2 Boundaries, with Values, or with
+// len(Counts) ≠ len(T)×(len(Boundaries)−1). A metric given as scalar and
+// as histogram, or with different boundaries, within the batch or against
+// what is stored, is ErrConflict.
+type Series struct {
+	// Name is the metric name with its unit, as in Sample.
+	Name string
+	// Boundaries, when non-nil, makes this a histogram series with
+	// len(Boundaries)-1 buckets (same rules as Histogram.Boundaries).
+	// Pass the same slice for every batch of a metric (a descriptor
+	// cache) and never modify it afterwards: the store compares
+	// boundaries by identity first, and may remember the slice it has
+	// already found equal to the stored ones.
+	Boundaries []float64
+	// T holds each point's time in Unix milliseconds.
+	T []int64
+	// Values holds a scalar series' values, one per entry of T; empty for
+	// a histogram.
+	Values []float64
+	// Counts holds a histogram series' counts point after point:
+	// len(T)×(len(Boundaries)−1) entries, the counts of point i at
+	// [i·buckets, (i+1)·buckets).
+	Counts []uint64
+}
+
 // GCCycle is one completed GC cycle of one instance. (Instance, Cycle) is
 // its key: a second record with the same key is ignored.
 type GCCycle struct {
@@ -165,7 +204,12 @@ type Batch struct {
 	ReceivedAt time.Time
 	// Samples in any order. Samples older than the full-resolution
 	// retention at ReceivedAt are dropped and counted in AppendResult.
-	Samples  []Sample
+	Samples []Sample
+	// Series carries points in columns; a batch may use Samples, Series or
+	// both, and a metric may appear in several of them: its points are
+	// merged (see Series for which of two points at one time is kept).
+	// Dropped points are counted in AppendResult as for Samples.
+	Series   []Series
 	GCCycles []GCCycle
 	GCGaps   []GCGap
 }

@@ -45,34 +45,78 @@ type point struct {
 	count []uint64 // histogram counts, nil for scalars
 }
 
-// encodeChunk appends the encoding of pts (sorted by t, distinct t) to dst.
-func encodeChunk(dst []byte, hist bool, pts []point) []byte {
+// cols is the points of one series in columns, the one input of the
+// chunk encoder: ingest fills it straight from a store.Series (flat
+// counts) or from grouped samples and compaction from decoded points (one
+// counts slice per point), so there is a single copy of the chunk logic.
+type cols struct {
+	t []int64
+	v []float64 // scalar values
+	// A histogram's counts: rows[i] when rows is set, else
+	// c[i·nb : (i+1)·nb].
+	c    []uint64
+	nb   int
+	rows [][]uint64
+}
+
+func (c *cols) counts(i int) []uint64 {
+	if c.rows != nil {
+		return c.rows[i]
+	}
+	return c.c[i*c.nb : (i+1)*c.nb : (i+1)*c.nb]
+}
+
+// encodeCols appends the encoding of points [lo, hi) of c (sorted by t,
+// distinct t) to dst.
+func encodeCols(dst []byte, hist bool, c *cols, lo, hi int) []byte {
 	if hist {
 		dst = append(dst, kindHist)
 	} else {
 		dst = append(dst, kindScalar)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(pts)))
+	dst = binary.AppendUvarint(dst, uint64(hi-lo))
+	ts := c.t[lo:hi]
 	var prevDelta int64
-	for i := 1; i < len(pts); i++ {
-		d := pts[i].t - pts[i-1].t
+	for i := 1; i < len(ts); i++ {
+		d := ts[i] - ts[i-1]
 		dst = binary.AppendVarint(dst, d-prevDelta)
 		prevDelta = d
 	}
 	if hist {
 		var prev []uint64
-		for _, p := range pts {
-			dst = appendHistDelta(dst, prev, p.count)
-			prev = p.count
+		for i := lo; i < hi; i++ {
+			cur := c.counts(i)
+			dst = appendHistDelta(dst, prev, cur)
+			prev = cur
 		}
 		return dst
 	}
 	var prev float64
-	for _, p := range pts {
-		dst = appendValue(dst, prev, p.v)
-		prev = p.v
+	for _, v := range c.v[lo:hi] {
+		dst = appendValue(dst, prev, v)
+		prev = v
 	}
 	return dst
+}
+
+// encodeChunk appends the encoding of pts (sorted by t, distinct t) to dst.
+// Compaction and tests use it; ingest calls encodeCols directly.
+func encodeChunk(dst []byte, hist bool, pts []point) []byte {
+	c := cols{t: make([]int64, len(pts))}
+	if hist {
+		c.rows = make([][]uint64, len(pts))
+	} else {
+		c.v = make([]float64, len(pts))
+	}
+	for i, p := range pts {
+		c.t[i] = p.t
+		if hist {
+			c.rows[i] = p.count
+		} else {
+			c.v[i] = p.v
+		}
+	}
+	return encodeCols(dst, hist, &c, 0, len(pts))
 }
 
 func appendValue(dst []byte, prev, cur float64) []byte {
@@ -111,33 +155,41 @@ func uvarintLen(x uint64) int {
 	return n
 }
 
-// appendHistDelta encodes cur against prev (nil = zeros).
+// appendHistDelta encodes cur against prev (nil or shorter = zeros past
+// its end). It is the hottest loop of ingest (8 histograms × ~130 buckets
+// × 10 points a batch), so it makes one pass: the change count k goes
+// into a byte reserved before the pairs and is widened in place in the
+// rare case k ≥ 128.
 func appendHistDelta(dst []byte, prev, cur []uint64) []byte {
-	k := 0
-	for i, c := range cur {
-		if c != at(prev, i) {
-			k++
-		}
-	}
-	dst = binary.AppendUvarint(dst, uint64(k))
-	last := 0
-	for i, c := range cur {
-		p := at(prev, i)
-		if c == p {
+	kAt := len(dst)
+	dst = append(dst, 0)
+	k, last := 0, 0
+	p := prev[:min(len(prev), len(cur))]
+	for i, c := range cur[:len(p)] {
+		if c == p[i] {
 			continue
 		}
 		dst = binary.AppendUvarint(dst, uint64(i-last))
-		last = i
-		dst = binary.AppendVarint(dst, int64(c-p))
+		dst = binary.AppendVarint(dst, int64(c-p[i]))
+		k, last = k+1, i
 	}
+	for i := len(p); i < len(cur); i++ {
+		if c := cur[i]; c != 0 {
+			dst = binary.AppendUvarint(dst, uint64(i-last))
+			dst = binary.AppendVarint(dst, int64(c))
+			k, last = k+1, i
+		}
+	}
+	if k < 0x80 {
+		dst[kAt] = byte(k)
+		return dst
+	}
+	w := uvarintLen(uint64(k))
+	end := len(dst)
+	dst = append(dst, make([]byte, w-1)...)
+	copy(dst[kAt+w:], dst[kAt+1:end])
+	binary.PutUvarint(dst[kAt:], uint64(k))
 	return dst
-}
-
-func at(s []uint64, i int) uint64 {
-	if i < len(s) {
-		return s[i]
-	}
-	return 0
 }
 
 // chunkLen returns the number of points a chunk holds, from its header.

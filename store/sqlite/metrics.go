@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -240,124 +239,6 @@ func (s *Store) ListServices(ctx context.Context) ([]store.Service, error) {
 	return out, rows.Err()
 }
 
-// encChunk is one series' points of one window, encoded, ready to go
-// into a block.
-type encChunk struct {
-	name       string
-	hist       bool
-	bounds     []float64
-	win        int64
-	minT, maxT int64
-	data       []byte
-}
-
-// prepareSamples groups, sorts, de-duplicates and encodes samples. It runs
-// in the caller's goroutine so the writer only inserts. It is on the
-// ingest path of every batch (~800 samples), so it groups with a counting
-// sort into one index array and encodes into one shared buffer rather
-// than a slice per metric.
-func prepareSamples(samples []store.Sample, cutoff int64) ([]encChunk, int, error) {
-	byName := make(map[string]int32, 128)
-	ser := make([]int32, len(samples)) // series number of each sample, -1 dropped
-	var names []string
-	var counts []int32
-	dropped := 0
-	for i := range samples {
-		sm := &samples[i]
-		if sm.Name == "" {
-			return nil, 0, fmt.Errorf("%w: sample %d has no metric name", store.ErrInvalid, i)
-		}
-		if sm.T < cutoff {
-			dropped++
-			ser[i] = -1
-			continue
-		}
-		if h := sm.Hist; h != nil && len(h.Boundaries) != len(h.Counts)+1 {
-			return nil, 0, fmt.Errorf("%w: histogram %s at %d has %d boundaries for %d buckets (want buckets+1)", store.ErrInvalid, sm.Name, sm.T, len(h.Boundaries), len(h.Counts))
-		}
-		k, ok := byName[sm.Name]
-		if !ok {
-			k = int32(len(names))
-			byName[sm.Name] = k
-			names = append(names, sm.Name)
-			counts = append(counts, 0)
-		}
-		ser[i] = k
-		counts[k]++
-	}
-	// Counting sort: order holds the sample indices grouped by series, in
-	// input order within a series.
-	starts := make([]int32, len(names)+1)
-	for k, c := range counts {
-		starts[k+1] = starts[k] + c
-	}
-	order := make([]int32, starts[len(names)])
-	next := slices.Clone(starts[:len(names)])
-	for i, k := range ser {
-		if k >= 0 {
-			order[next[k]] = int32(i)
-			next[k]++
-		}
-	}
-	type span struct{ off, end int }
-	out := make([]encChunk, 0, len(names))
-	spans := make([]span, 0, len(names))
-	var data []byte
-	var buf []point
-	for k, name := range names {
-		idx := order[starts[k]:starts[k+1]]
-		byT := func(a, b int32) int { return cmp.Compare(samples[a].T, samples[b].T) }
-		if !slices.IsSortedFunc(idx, byT) {
-			slices.SortStableFunc(idx, byT)
-		}
-		first := samples[idx[0]]
-		hist := first.Hist != nil
-		var bounds []float64
-		if hist {
-			bounds = first.Hist.Boundaries
-		}
-		buf = buf[:0]
-		for _, i := range idx {
-			sm := &samples[i]
-			if (sm.Hist != nil) != hist {
-				return nil, 0, fmt.Errorf("%w: metric %s mixes histogram and scalar samples", store.ErrConflict, name)
-			}
-			if hist && !slices.Equal(sm.Hist.Boundaries, bounds) {
-				return nil, 0, fmt.Errorf("%w: histogram %s changes its boundaries within one batch", store.ErrConflict, name)
-			}
-			if len(buf) > 0 && buf[len(buf)-1].t == sm.T {
-				continue // duplicate timestamp: first wins
-			}
-			p := point{t: sm.T, v: sm.Value}
-			if hist {
-				p.count = sm.Hist.Counts
-			}
-			buf = append(buf, p)
-		}
-		for start := 0; start < len(buf); {
-			end := start + 1
-			w := floorWin(buf[start].t)
-			for end < len(buf) && end-start < maxChunkPoints && floorWin(buf[end].t) == w {
-				end++
-			}
-			pts := buf[start:end]
-			off := len(data)
-			data = encodeChunk(data, hist, pts)
-			out = append(out, encChunk{name: name, hist: hist, bounds: bounds, win: w, minT: pts[0].t, maxT: pts[len(pts)-1].t})
-			spans = append(spans, span{off, len(data)})
-			start = end
-		}
-	}
-	for i, sp := range spans {
-		out[i].data = data[sp.off:sp.end:sp.end]
-	}
-	// One block per window: almost always a single one.
-	if !slices.IsSortedFunc(out, func(a, b encChunk) int { return cmp.Compare(a.win, b.win) }) {
-		slices.SortStableFunc(out, func(a, b encChunk) int { return cmp.Compare(a.win, b.win) })
-	}
-	return out, dropped, nil
-}
-
 type recentSeries struct {
 	names []string
 	infos []*seriesInfo
@@ -402,12 +283,19 @@ func (s *Store) batchSeries(t *wtx, inst int64, j int, c *encChunk) (*seriesInfo
 	return si, nil
 }
 
+// checkKind checks a chunk against its stored series. Boundaries that
+// equal the stored ones are remembered as si.seen, so the next batch
+// carrying the same slice (the collector's descriptor cache) costs one
+// pointer comparison instead of ~130 float comparisons.
 func checkKind(si *seriesInfo, c *encChunk) error {
 	if si.hist != c.hist {
 		return fmt.Errorf("%w: metric %s is stored as %s, got a %s sample", store.ErrConflict, c.name, kindName(si.hist), kindName(c.hist))
 	}
-	if si.hist && !slices.Equal(si.bounds, c.bounds) {
-		return fmt.Errorf("%w: histogram %s has other bucket boundaries than stored", store.ErrConflict, c.name)
+	if si.hist && !sameBacking(si.seen, c.bounds) {
+		if !slices.Equal(si.bounds, c.bounds) {
+			return fmt.Errorf("%w: histogram %s has other bucket boundaries than stored", store.ErrConflict, c.name)
+		}
+		si.seen = c.bounds
 	}
 	return nil
 }
@@ -436,7 +324,9 @@ func (s *Store) seriesFor(t *wtx, inst int64, c *encChunk) (*seriesInfo, error) 
 			if err := t.queryRow(`INSERT INTO series (instance, name, is_hist, boundaries, rolled_until) VALUES (?, ?, ?, ?, 0) RETURNING id`, inst, c.name, h, b).Scan(&id); err != nil {
 				return nil, fmt.Errorf("create series %s: %w", c.name, err)
 			}
-			si = &seriesInfo{id: id, hist: c.hist, bounds: c.bounds}
+			// A copy: the caller's slice is only compared (checkKind), so
+			// the cache never depends on the caller leaving it unchanged.
+			si = &seriesInfo{id: id, hist: c.hist, bounds: slices.Clone(c.bounds)}
 		} else {
 			return nil, fmt.Errorf("look up series %s: %w", c.name, err)
 		}
@@ -465,7 +355,11 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (store.AppendResult, 
 	if b.ReceivedAt.IsZero() {
 		b.ReceivedAt = now
 	}
-	chunks, dropped, err := prepareSamples(b.Samples, floorMin(now.Add(-s.ret.Raw).UnixMilli()))
+	prep := preparers.Get().(*preparer)
+	// The chunks alias prep's buffers: it goes back to the pool only after
+	// the write, which s.write waits for even when ctx ends.
+	defer prep.release()
+	chunks, dropped, err := prep.prepare(b.Samples, b.Series, floorMin(now.Add(-s.ret.Raw).UnixMilli()))
 	if err != nil {
 		return res, fmt.Errorf("batch %q from %s/%s: %w", b.Key, b.Instance.Service, b.Instance.ID, err)
 	}

@@ -177,6 +177,8 @@ type seriesInfo struct {
 	id     int64
 	hist   bool
 	bounds []float64
+	// seen is the caller's boundaries slice last found equal to bounds.
+	seen []float64
 }
 
 // ack is the answer owed to one request once its group is durable.

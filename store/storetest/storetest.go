@@ -37,6 +37,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RangeBounds", testRangeBounds},
 		{"Step", testStep},
 		{"Histogram", testHistogram},
+		{"Series", testSeries},
+		{"SeriesEquivalence", testSeriesEquivalence},
 		{"Duplicates", testDuplicates},
 		{"Idempotency", testIdempotency},
 		{"Invalid", testInvalid},
