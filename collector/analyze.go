@@ -56,16 +56,18 @@ func fromStoreSnapshot(s store.GoroutineSnapshot) *goroutine.Snapshot {
 	return out
 }
 
-// analyzeAll runs the analyses for every instance seen recently.
-func (c *Collector) analyzeAll(ctx context.Context) error {
+// analyzeAll runs the analyses for every instance seen recently, spread
+// over span (0: as fast as it goes).
+func (c *Collector) analyzeAll(ctx context.Context, span time.Duration) error {
 	now := c.now()
 	insts, err := c.st.ListInstances(ctx, "", now.Add(-c.cfg.AnalyzeWindow))
 	if err != nil {
 		return fmt.Errorf("list instances: %w", err)
 	}
 	var errs []error
-	for _, in := range insts {
-		if ctx.Err() != nil {
+	pace := newPacer(span, len(insts))
+	for i, in := range insts {
+		if pace.wait(ctx, i) != nil {
 			return nil
 		}
 		err := errors.Join(c.analyzeLeaks(ctx, in.Key(), now), c.analyzeGC(ctx, in.Key(), now))
@@ -81,7 +83,43 @@ func (c *Collector) analyzeAll(ctx context.Context) error {
 
 // AnalyzeNow runs one analysis pass immediately (tests and the API's
 // refresh use it).
-func (c *Collector) AnalyzeNow(ctx context.Context) error { return c.analyzeAll(ctx) }
+func (c *Collector) AnalyzeNow(ctx context.Context) error { return c.analyzeAll(ctx, 0) }
+
+// pacer spreads the n steps of a background pass over a span: a pass over
+// a thousand instances then costs ingest a steady few percent of a core
+// instead of a second-long burst of a whole one, which on a 2-core
+// collector queues every batch that arrives meanwhile.
+type pacer struct {
+	start time.Time
+	step  time.Duration
+}
+
+func newPacer(span time.Duration, n int) pacer {
+	p := pacer{start: time.Now()}
+	if span > 0 && n > 0 {
+		p.step = span / time.Duration(n)
+	}
+	return p
+}
+
+// wait returns when step i may start, or ctx's error.
+func (p pacer) wait(ctx context.Context, i int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d := time.Until(p.start.Add(time.Duration(i) * p.step))
+	if p.step == 0 || d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // leakDetails is the JSON stored with a goroutine-leak finding.
 type leakDetails struct {

@@ -95,6 +95,7 @@ type Collector struct {
 
 	scrapers []*scraper
 	fleet    fleetCache
+	descs    descCache
 }
 
 // New validates cfg and returns a collector; nothing runs until Run.
@@ -214,7 +215,10 @@ func (c *Collector) Run(ctx context.Context) error {
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		c.every(ctx, c.cfg.AnalyzeInterval, "analysis", c.analyzeAll)
+		// Spread over half the interval: done well before the next one.
+		c.every(ctx, c.cfg.AnalyzeInterval, "analysis", func(ctx context.Context) error {
+			return c.analyzeAll(ctx, c.cfg.AnalyzeInterval/2)
+		})
 	}()
 	go func() {
 		defer wg.Done()
@@ -231,7 +235,9 @@ func (c *Collector) Run(ctx context.Context) error {
 			return
 		case <-t.C:
 		}
-		c.every(ctx, c.cfg.AnalyzeInterval, "fleet summary", c.refreshFleet)
+		c.every(ctx, c.cfg.AnalyzeInterval, "fleet summary", func(ctx context.Context) error {
+			return c.shareFleet(ctx, fleetBackgroundWorkers, c.cfg.AnalyzeInterval/3)
+		})
 	}()
 	go func() {
 		defer wg.Done()

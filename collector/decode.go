@@ -4,6 +4,8 @@ import (
 	"math"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/gopulse/gopulse/store"
 	"github.com/gopulse/gopulse/wire"
 )
@@ -19,6 +21,11 @@ const (
 	maxIDLen          = 128
 	maxLabels         = 64
 	maxValuesPerBatch = 1 << 20
+	// maxCountsPerBatch bounds the histogram buckets of a batch once made
+	// dense (16 MiB): a 4 MiB body of tiny sparse histograms of 4,096
+	// buckets would otherwise expand to tens of gigabytes. The agent's
+	// batch of 10 samples has about 13,000.
+	maxCountsPerBatch = 1 << 21
 )
 
 // Names of the values the collector derives from the parts of a sample that
@@ -52,18 +59,19 @@ var earliest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 const maxFuture = time.Hour
 
 // decodeBatch parses and validates one MetricBatch and converts it into a
-// store.Batch received at now. Every error is kindInvalid with a message
-// that names the offending field.
-func decodeBatch(body []byte, now time.Time) (*wire.MetricBatch, store.Batch, error) {
+// store.Batch received at now, its Key the batch_id. A batch as the agent
+// encodes it takes the fast path (fastdecode.go); anything else, and every
+// invalid batch, goes through proto.Unmarshal and convertBatch, so each
+// error is kindInvalid with a message that names the offending field.
+func decodeBatch(body []byte, now time.Time, dc *descCache, sl *slabs) (store.Batch, error) {
+	if b, err := fastDecode(body, now, dc, sl); err == nil {
+		return b, nil
+	}
 	var mb wire.MetricBatch
-	if err := unmarshalBatch(body, &mb); err != nil {
-		return nil, store.Batch{}, errorf(kindInvalid, "batch body is not a gopulse.wire.v1.MetricBatch: %v", err)
+	if err := proto.Unmarshal(body, &mb); err != nil {
+		return store.Batch{}, errorf(kindInvalid, "batch body is not a gopulse.wire.v1.MetricBatch: %v", err)
 	}
-	b, err := convertBatch(&mb, now)
-	if err != nil {
-		return nil, store.Batch{}, err
-	}
-	return &mb, b, nil
+	return convertBatch(&mb, now)
 }
 
 func validInstance(in *wire.Instance, what string) (store.Instance, error) {
@@ -89,7 +97,9 @@ func validInstance(in *wire.Instance, what string) (store.Instance, error) {
 	return inst, nil
 }
 
-func convertBatch(mb *wire.MetricBatch, now time.Time) (store.Batch, error) {
+// batchHeader validates a batch's identity and sizes and starts its
+// store.Batch.
+func batchHeader(mb *wire.MetricBatch, nDesc, nSamples int, now time.Time) (store.Batch, error) {
 	if mb.BatchId == "" || len(mb.BatchId) > maxIDLen {
 		return store.Batch{}, errorf(kindInvalid, "batch_id %q must be 1–%d bytes", trunc(mb.BatchId), maxIDLen)
 	}
@@ -98,38 +108,60 @@ func convertBatch(mb *wire.MetricBatch, now time.Time) (store.Batch, error) {
 		return store.Batch{}, err
 	}
 	switch {
-	case len(mb.Descriptors) > maxDescriptors:
-		return store.Batch{}, errorf(kindInvalid, "batch %s: %d descriptors, limit %d", mb.BatchId, len(mb.Descriptors), maxDescriptors)
-	case len(mb.Samples) > maxSamples:
-		return store.Batch{}, errorf(kindInvalid, "batch %s: %d samples, limit %d", mb.BatchId, len(mb.Samples), maxSamples)
+	case nDesc > maxDescriptors:
+		return store.Batch{}, errorf(kindInvalid, "batch %s: %d descriptors, limit %d", mb.BatchId, nDesc, maxDescriptors)
+	case nSamples > maxSamples:
+		return store.Batch{}, errorf(kindInvalid, "batch %s: %d samples, limit %d", mb.BatchId, nSamples, maxSamples)
 	case len(mb.GcCycles)+len(mb.GcGaps) > maxGCRecords:
 		return store.Batch{}, errorf(kindInvalid, "batch %s: %d GC records, limit %d", mb.BatchId, len(mb.GcCycles)+len(mb.GcGaps), maxGCRecords)
 	}
-	seen := make(map[string]bool, len(mb.Descriptors))
-	for i, d := range mb.Descriptors {
+	return store.Batch{Key: mb.BatchId, Instance: inst, ReceivedAt: now}, nil
+}
+
+// checkDescriptors validates a batch's metric descriptors.
+func checkDescriptors(batchID string, descs []*wire.MetricDescriptor) error {
+	seen := make(map[string]bool, len(descs))
+	for i, d := range descs {
 		if d.Name == "" || len(d.Name) > maxNameLen || d.Name[0] != '/' {
-			return store.Batch{}, errorf(kindInvalid, "batch %s: descriptor %d: name %q must start with / and be at most %d bytes", mb.BatchId, i, trunc(d.Name), maxNameLen)
+			return errorf(kindInvalid, "batch %s: descriptor %d: name %q must start with / and be at most %d bytes", batchID, i, trunc(d.Name), maxNameLen)
 		}
 		if seen[d.Name] {
-			return store.Batch{}, errorf(kindInvalid, "batch %s: descriptor %d: name %q listed twice", mb.BatchId, i, d.Name)
+			return errorf(kindInvalid, "batch %s: descriptor %d: name %q listed twice", batchID, i, d.Name)
 		}
 		seen[d.Name] = true
 		switch d.Kind {
 		case wire.MetricKind_METRIC_KIND_UINT64, wire.MetricKind_METRIC_KIND_FLOAT64:
 		case wire.MetricKind_METRIC_KIND_HISTOGRAM:
 			if len(d.Boundaries) < 2 || len(d.Boundaries) > maxBuckets+1 {
-				return store.Batch{}, errorf(kindInvalid, "batch %s: histogram %s has %d boundaries, want 2–%d", mb.BatchId, d.Name, len(d.Boundaries), maxBuckets+1)
+				return errorf(kindInvalid, "batch %s: histogram %s has %d boundaries, want 2–%d", batchID, d.Name, len(d.Boundaries), maxBuckets+1)
 			}
 			for j := 1; j < len(d.Boundaries); j++ {
 				if !(d.Boundaries[j] > d.Boundaries[j-1]) {
-					return store.Batch{}, errorf(kindInvalid, "batch %s: histogram %s: boundaries not increasing at %d", mb.BatchId, d.Name, j)
+					return errorf(kindInvalid, "batch %s: histogram %s: boundaries not increasing at %d", batchID, d.Name, j)
 				}
 			}
 		default:
-			return store.Batch{}, errorf(kindInvalid, "batch %s: descriptor %s has kind %v", mb.BatchId, d.Name, d.Kind)
+			return errorf(kindInvalid, "batch %s: descriptor %s has kind %v", batchID, d.Name, d.Kind)
 		}
 	}
-	b := store.Batch{Key: mb.BatchId, Instance: inst, ReceivedAt: now}
+	return nil
+}
+
+// sampleTimeRange is the range of sample times (Unix ns) accepted at now.
+func sampleTimeRange(now time.Time) (lo, hi int64) {
+	return earliest.UnixNano(), now.Add(maxFuture).UnixNano()
+}
+
+// convertBatch is the reference conversion of a decoded MetricBatch, one
+// store.Sample per value; fastDecode must produce the same points.
+func convertBatch(mb *wire.MetricBatch, now time.Time) (store.Batch, error) {
+	b, err := batchHeader(mb, len(mb.Descriptors), len(mb.Samples), now)
+	if err != nil {
+		return store.Batch{}, err
+	}
+	if err := checkDescriptors(mb.BatchId, mb.Descriptors); err != nil {
+		return store.Batch{}, err
+	}
 	total := 0
 	for _, s := range mb.Samples {
 		total += len(s.Values) + 11
@@ -138,8 +170,9 @@ func convertBatch(mb *wire.MetricBatch, now time.Time) (store.Batch, error) {
 		return store.Batch{}, errorf(kindInvalid, "batch %s: %d values, limit %d", mb.BatchId, total, maxValuesPerBatch)
 	}
 	b.Samples = make([]store.Sample, 0, total)
-	lo, hi := earliest.UnixNano(), now.Add(maxFuture).UnixNano()
+	lo, hi := sampleTimeRange(now)
 	var lastT int64
+	nCounts := 0
 	for i, s := range mb.Samples {
 		if s.TimeUnixNano < lo || s.TimeUnixNano > hi {
 			return store.Batch{}, errorf(kindInvalid, "batch %s: sample %d: time %s is before 2000 or more than %v ahead of the collector's clock", mb.BatchId, i, time.Unix(0, s.TimeUnixNano).UTC().Format(time.RFC3339), maxFuture)
@@ -174,6 +207,9 @@ func convertBatch(mb *wire.MetricBatch, now time.Time) (store.Batch, error) {
 				h := x.Histogram
 				if len(h.GetBucketIndex()) != len(h.GetCount()) {
 					return store.Batch{}, errorf(kindInvalid, "batch %s: sample %d: histogram %s has %d bucket indexes and %d counts", mb.BatchId, i, d.Name, len(h.GetBucketIndex()), len(h.GetCount()))
+				}
+				if nCounts += len(d.Boundaries) - 1; nCounts > maxCountsPerBatch {
+					return store.Batch{}, errorf(kindInvalid, "batch %s: more than %d histogram buckets in all", mb.BatchId, maxCountsPerBatch)
 				}
 				counts := make([]uint64, len(d.Boundaries)-1)
 				for j, bi := range h.GetBucketIndex() {
@@ -213,12 +249,21 @@ func convertBatch(mb *wire.MetricBatch, now time.Time) (store.Batch, error) {
 			store.Sample{Name: nameAgentFails, T: lastT, Value: float64(st.SendFailures)},
 			store.Sample{Name: nameAgentDropped, T: lastT, Value: float64(st.DroppedBatches)})
 	}
+	if err := convertGC(&b, mb, now); err != nil {
+		return store.Batch{}, err
+	}
+	return b, nil
+}
+
+// convertGC validates and converts a batch's GC cycle records and gaps.
+func convertGC(b *store.Batch, mb *wire.MetricBatch, now time.Time) error {
+	lo, hi := sampleTimeRange(now)
 	for i, c := range mb.GcCycles {
 		if c.EndTimeUnixNano < lo || c.EndTimeUnixNano > hi {
-			return store.Batch{}, errorf(kindInvalid, "batch %s: gc_cycles[%d] (cycle %d): end time out of range", mb.BatchId, i, c.Cycle)
+			return errorf(kindInvalid, "batch %s: gc_cycles[%d] (cycle %d): end time out of range", mb.BatchId, i, c.Cycle)
 		}
 		if c.PauseNs < 0 || math.IsNaN(c.GcCpuSeconds) || math.IsNaN(c.TotalCpuSeconds) || c.GcCpuSeconds < 0 || c.TotalCpuSeconds < 0 {
-			return store.Batch{}, errorf(kindInvalid, "batch %s: gc_cycles[%d] (cycle %d): negative or NaN pause/CPU", mb.BatchId, i, c.Cycle)
+			return errorf(kindInvalid, "batch %s: gc_cycles[%d] (cycle %d): negative or NaN pause/CPU", mb.BatchId, i, c.Cycle)
 		}
 		b.GCCycles = append(b.GCCycles, store.GCCycle{
 			Cycle: c.Cycle, EndTime: c.EndTimeUnixNano / 1e6, PauseNs: c.PauseNs, HeapKnown: c.HeapKnown,
@@ -228,11 +273,11 @@ func convertBatch(mb *wire.MetricBatch, now time.Time) (store.Batch, error) {
 	}
 	for i, g := range mb.GcGaps {
 		if g.LastCycle < g.FirstCycle {
-			return store.Batch{}, errorf(kindInvalid, "batch %s: gc_gaps[%d]: last_cycle %d < first_cycle %d", mb.BatchId, i, g.LastCycle, g.FirstCycle)
+			return errorf(kindInvalid, "batch %s: gc_gaps[%d]: last_cycle %d < first_cycle %d", mb.BatchId, i, g.LastCycle, g.FirstCycle)
 		}
 		b.GCGaps = append(b.GCGaps, store.GCGap{FirstCycle: g.FirstCycle, LastCycle: g.LastCycle, Time: now.UnixMilli(), Reason: g.Reason})
 	}
-	return b, nil
+	return nil
 }
 
 // trunc shortens s for quoting in an error message.

@@ -18,7 +18,8 @@ func FuzzDecodeBatch(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		_, b, err := decodeBatch(body, now)
+		var dc descCache
+		b, err := decodeBatch(body, now, &dc, nil)
 		if err != nil {
 			var ae *apiError
 			if !errors.As(err, &ae) || ae.kind != kindInvalid || ae.msg == "" {
@@ -29,6 +30,12 @@ func FuzzDecodeBatch(f *testing.F) {
 		for _, s := range b.Samples {
 			if s.Name == "" || (s.Hist != nil && len(s.Hist.Boundaries) != len(s.Hist.Counts)+1) {
 				t.Fatalf("accepted an inconsistent sample %+v", s)
+			}
+		}
+		for _, s := range b.Series {
+			nb := len(s.Boundaries) - 1
+			if s.Name == "" || (s.Boundaries == nil && len(s.Values) != len(s.T)) || (s.Boundaries != nil && (nb < 1 || len(s.Counts) != nb*len(s.T))) {
+				t.Fatalf("accepted an inconsistent series %+v", s)
 			}
 		}
 	})

@@ -120,16 +120,19 @@ type fleetFlight struct {
 // does not send every page load into the full computation, while two do.
 func (c *Collector) fleetMaxAge() time.Duration { return 3 * c.cfg.AnalyzeInterval }
 
-// refreshFleet is the background refresh of the cached summary (Run calls
-// it every analysis interval); see shareFleet.
+// refreshFleet recomputes the cached summary at full speed: Run's first
+// pass, so the fleet page has figures at once; the periodic passes after
+// it are paced (see shareFleet).
 func (c *Collector) refreshFleet(ctx context.Context) error {
-	return c.shareFleet(ctx, fleetBackgroundWorkers)
+	return c.shareFleet(ctx, fleetBackgroundWorkers, 0)
 }
 
 // shareFleet recomputes the cached windowed figures of every instance seen
 // within the analysis window with up to workers store readers, or waits
-// for the computation already running.
-func (c *Collector) shareFleet(ctx context.Context, workers int) error {
+// for the computation already running. A non-zero span spreads the
+// instances over it (the periodic refresh; requests never wait on one
+// unless the summary is older than fleetMaxAge).
+func (c *Collector) shareFleet(ctx context.Context, workers int, span time.Duration) error {
 	for {
 		c.fleet.mu.Lock()
 		if f := c.fleet.flight; f != nil {
@@ -152,7 +155,7 @@ func (c *Collector) shareFleet(ctx context.Context, workers int) error {
 		c.fleet.mu.Unlock()
 
 		now := c.now()
-		rows, err := c.computeFleet(ctx, now, workers)
+		rows, err := c.computeFleet(ctx, now, workers, span)
 		c.fleet.mu.Lock()
 		if err == nil {
 			c.fleet.at, c.fleet.rows = now, rows
@@ -167,7 +170,7 @@ func (c *Collector) shareFleet(ctx context.Context, workers int) error {
 
 // computeFleet computes the windowed figures of every instance seen within
 // the analysis window as of now.
-func (c *Collector) computeFleet(ctx context.Context, now time.Time, workers int) (map[store.InstanceKey]fleetWindowed, error) {
+func (c *Collector) computeFleet(ctx context.Context, now time.Time, workers int, span time.Duration) (map[store.InstanceKey]fleetWindowed, error) {
 	insts, err := c.st.ListInstances(ctx, "", now.Add(-c.cfg.AnalyzeWindow))
 	if err != nil {
 		return nil, fmt.Errorf("list instances: %w", err)
@@ -176,7 +179,7 @@ func (c *Collector) computeFleet(ctx context.Context, now time.Time, workers int
 	for i, in := range insts {
 		keys[i] = in.Key()
 	}
-	return c.windowed(ctx, keys, fleetDefaultWindow, now, workers)
+	return c.windowed(ctx, keys, fleetDefaultWindow, now, workers, span)
 }
 
 // warmFleet returns the cached default-window figures and their time,
@@ -189,7 +192,7 @@ func (c *Collector) warmFleet(ctx context.Context, now time.Time) (map[store.Ins
 	if rows != nil && now.Sub(at) < c.fleetMaxAge() {
 		return rows, at, nil
 	}
-	if err := c.shareFleet(ctx, fleetWorkers); err != nil {
+	if err := c.shareFleet(ctx, fleetWorkers, 0); err != nil {
 		return nil, time.Time{}, fmt.Errorf("fleet summary: %w", err)
 	}
 	c.fleet.mu.Lock()
@@ -233,7 +236,7 @@ func (c *Collector) fleetSummary(ctx context.Context, rows []fleetRow, window ti
 			missing = append(missing, rows[i].key)
 		}
 	}
-	fresh, err := c.windowed(ctx, missing, window, now, fleetWorkers)
+	fresh, err := c.windowed(ctx, missing, window, now, fleetWorkers, 0)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -256,7 +259,7 @@ func (c *Collector) fleetSummary(ctx context.Context, rows []fleetRow, window ti
 
 // windowed computes the windowed figures of keys over [now−window, now],
 // a few instances at a time.
-func (c *Collector) windowed(ctx context.Context, keys []store.InstanceKey, window time.Duration, now time.Time, workers int) (map[store.InstanceKey]fleetWindowed, error) {
+func (c *Collector) windowed(ctx context.Context, keys []store.InstanceKey, window time.Duration, now time.Time, workers int, span time.Duration) (map[store.InstanceKey]fleetWindowed, error) {
 	end := now.UnixMilli() + 1
 	start := now.Add(-window).UnixMilli()
 	out := make([]fleetWindowed, len(keys))
@@ -266,13 +269,14 @@ func (c *Collector) windowed(ctx context.Context, keys []store.InstanceKey, wind
 		mu   sync.Mutex
 		errs []error
 	)
+	pace := newPacer(span, len(keys))
 	for range min(workers, len(keys)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(keys) || ctx.Err() != nil {
+				if i >= len(keys) || pace.wait(ctx, i) != nil {
 					return
 				}
 				w, err := c.fleetRow(ctx, keys[i], start, end)
