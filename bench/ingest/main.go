@@ -14,6 +14,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -51,6 +53,8 @@ func main() {
 	queries := flag.Int("queries", 200, "queries per query phase")
 	sync := flag.String("sync", "FULL", "SQLite synchronous mode")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	batchprofile := flag.String("batchprofile", "", "write a CPU profile of the steady batch phase only to this file")
+	latfile := flag.String("latencies", "", "write each batch's due time and latency (µs from the batch phase's start) to this file")
 	background := flag.Bool("background", true, "run the collector's background work (analysis, fleet summary, maintenance) as gopulse server does")
 	late := flag.Bool("late", false, "timestamp all data 23 h in the past (a spool replay: every batch is late for rollups and compaction)")
 	flag.Parse()
@@ -63,7 +67,11 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*agents, *rate, *duration, *workers, *bundles, *bundleMB, *queries, *sync, *background, *late); err != nil {
+	if *cpuprofile != "" && *batchprofile != "" {
+		fmt.Fprintln(os.Stderr, "bench/ingest: -cpuprofile and -batchprofile cannot both be set (one CPU profile at a time)")
+		os.Exit(2)
+	}
+	if err := run(*agents, *rate, *duration, *workers, *bundles, *bundleMB, *queries, *sync, *background, *late, *batchprofile, *latfile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/ingest:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -136,6 +144,15 @@ func template(n int) *wire.MetricBatch {
 	return b
 }
 
+// processCPU is the user+system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func pct(d []time.Duration, q float64) time.Duration {
 	if len(d) == 0 {
 		return 0
@@ -144,7 +161,7 @@ func pct(d []time.Duration, q float64) time.Duration {
 	return d[min(len(d)-1, int(math.Ceil(q*float64(len(d))))-1)]
 }
 
-func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundleMB, nQueries int, syncMode string, background, late bool) error {
+func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundleMB, nQueries int, syncMode string, background, late bool, batchprofile, latfile string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "gopulse-bench-ingest")
@@ -221,13 +238,19 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 		body     []byte
 	}
 	encode := func(agent, seq int) (string, []byte) {
-		b := proto.Clone(tmpl).(*wire.MetricBatch)
-		b.BatchId = fmt.Sprintf("a%d-b%d", agent, seq)
-		b.Sequence = uint64(seq)
-		b.Instance = &wire.Instance{Service: fmt.Sprintf("svc%d", agent%50), InstanceId: fmt.Sprintf("a%d", agent), Host: "bench", GoVersion: runtime.Version()}
+		// A shallow copy: only the identity and the sample times differ
+		// from the template, and marshaling only reads the shared parts.
+		b := &wire.MetricBatch{
+			BatchId:     fmt.Sprintf("a%d-b%d", agent, seq),
+			Sequence:    uint64(seq),
+			Instance:    &wire.Instance{Service: fmt.Sprintf("svc%d", agent%50), InstanceId: fmt.Sprintf("a%d", agent), Host: "bench", GoVersion: runtime.Version()},
+			Descriptors: tmpl.Descriptors,
+			Samples:     make([]*wire.Sample, len(tmpl.Samples)),
+		}
 		t0 := dataStart.Add(time.Duration(seq) * period)
-		for k, s := range b.Samples {
-			s.TimeUnixNano = t0.Add(time.Duration(k) * spacing).UnixNano()
+		for k, s := range tmpl.Samples {
+			b.Samples[k] = &wire.Sample{TimeUnixNano: t0.Add(time.Duration(k) * spacing).UnixNano(),
+				Values: s.Values, Process: s.Process, Cgroup: s.Cgroup, Settings: s.Settings}
 		}
 		return b.BatchId, mustMarshal(b)
 	}
@@ -294,6 +317,9 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 	jobs := make(chan job, 1<<16)
 	var mu sync.Mutex
 	var lats []time.Duration
+	type obs struct{ at, lat time.Duration } // intended send from the start, latency
+	var series []obs
+	var start time.Time // set before the first job is sent
 	var ok, failed atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < nWorkers; w++ {
@@ -301,6 +327,7 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 		go func() {
 			defer wg.Done()
 			var local []time.Duration
+			var lobs []obs
 			for j := range jobs {
 				code, err := send(j.key, j.body)
 				if err != nil || code != 200 {
@@ -311,10 +338,13 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 					continue
 				}
 				ok.Add(1)
-				local = append(local, time.Since(j.intended))
+				lat := time.Since(j.intended)
+				local = append(local, lat)
+				lobs = append(lobs, obs{j.intended.Sub(start), lat})
 			}
 			mu.Lock()
 			lats = append(lats, local...)
+			series = append(series, lobs...)
 			mu.Unlock()
 		}()
 	}
@@ -325,7 +355,18 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 			fmt.Printf("note: encoding ran %v past the data's start: the first batches are that late\n", (-d).Round(time.Millisecond))
 		}
 	}
-	start := time.Now()
+	if batchprofile != "" {
+		f, err := os.Create(batchprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	cpu0 := processCPU()
+	start = time.Now()
 	interval := time.Duration(float64(time.Second) / rate)
 	for i := 0; i < n; i++ {
 		intended := start.Add(time.Duration(i) * interval)
@@ -338,9 +379,40 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 	close(jobs)
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
+	if batchprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	fmt.Printf("batches, steady state: offered %.0f/s for %v: %d stored, %d failed, achieved %.0f batches/s (%.0f samples/s); latency from intended send p50 %v p99 %v max %v\n",
 		rate, dur, ok.Load(), failed.Load(), float64(ok.Load())/elapsed.Seconds(), float64(ok.Load())*float64(nValues)/elapsed.Seconds(),
 		pct(lats, 0.5).Round(time.Microsecond), pct(lats, 0.99).Round(time.Microsecond), pct(lats, 1).Round(time.Microsecond))
+	fmt.Printf("batch phase CPU (collector, its background work and the load generator together): %.1f s over %.1f s = %.2f cores, %.0f µs per stored batch\n",
+		cpu.Seconds(), elapsed.Seconds(), cpu.Seconds()/elapsed.Seconds(), float64(cpu.Microseconds())/float64(max(ok.Load(), 1)))
+	// Latency by when the batch was due, in 10 s slices: a stall shows as
+	// one slice, a slow drift as a rising line.
+	slices.SortFunc(series, func(a, b obs) int { return cmp.Compare(a.at, b.at) })
+	fmt.Print("p99 by 10 s slice of the batch phase:")
+	for lo := 0; lo < len(series); {
+		slice := time.Duration(series[lo].at/(10*time.Second)) * 10 * time.Second
+		hi := lo
+		var l []time.Duration
+		for hi < len(series) && series[hi].at < slice+10*time.Second {
+			l = append(l, series[hi].lat)
+			hi++
+		}
+		fmt.Printf(" %v:%v", slice, pct(l, 0.99).Round(time.Millisecond))
+		lo = hi
+	}
+	fmt.Println()
+	if latfile != "" {
+		var buf bytes.Buffer
+		for _, o := range series {
+			fmt.Fprintf(&buf, "%d %d\n", o.at.Microseconds(), o.lat.Microseconds())
+		}
+		if err := os.WriteFile(latfile, buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
 
 	// Phase 2: bundles, identity encoding, random (incompressible) bytes.
 	payload := make([]byte, bundleMB<<20)
