@@ -58,8 +58,10 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"embed"
 	"errors"
 	"fmt"
@@ -103,6 +105,10 @@ type Options struct {
 	Now func() time.Time
 	// MaxGroup bounds the requests committed together; 0 = 512.
 	MaxGroup int
+
+	// walRestartBytes replaces the const of that name (tests make the WAL
+	// start over every few batches); 0 = the const.
+	walRestartBytes int64
 }
 
 // Store is the SQLite implementation of store.Store.
@@ -151,6 +157,8 @@ type Store struct {
 	// restartWAL asks the writer for the last checkpoint step before the
 	// WAL can start over (see checkpointer).
 	restartWAL atomic.Bool
+	// walRestarts counts the times the checkpointer saw the WAL start over.
+	walRestarts atomic.Int64
 
 	rollMark    atomic.Int64 // rollups may be complete up to here (see Maintain)
 	bundleBytes atomic.Int64
@@ -482,7 +490,10 @@ func (s *Store) checkpointer() {
 	tick := time.NewTicker(checkpointInterval)
 	defer tick.Stop()
 	wal := filepath.Join(s.dir, "gopulse.db-wal")
+	restartAt := cmp.Or(s.opts.walRestartBytes, walRestartBytes)
 	var pageSize int64
+	var lastSalt uint32
+	var haveSalt bool
 	for {
 		select {
 		case <-s.ckStop:
@@ -496,6 +507,12 @@ func (s *Store) checkpointer() {
 			continue
 		}
 		s.syncCopied(copied)
+		if salt, ok := walSalt1(wal); ok {
+			if haveSalt {
+				s.walRestarts.Add(int64(salt - lastSalt))
+			}
+			lastSalt, haveSalt = salt, true
+		}
 		if pageSize == 0 {
 			if err := s.ck.QueryRow(`PRAGMA page_size`).Scan(&pageSize); err != nil {
 				continue
@@ -503,7 +520,7 @@ func (s *Store) checkpointer() {
 		}
 		// The frames in use, not the file's size: a restarted WAL keeps
 		// its file and is written from the start again.
-		if frames*(pageSize+24) <= walRestartBytes {
+		if frames*(pageSize+24) <= restartAt {
 			continue
 		}
 		// Copy ahead with more PASSIVE rounds until little is left: each
@@ -524,6 +541,22 @@ func (s *Store) checkpointer() {
 		}
 		s.restartWAL.Store(true)
 	}
+}
+
+// walSalt1 reads salt-1 from the header of the WAL file at path. SQLite
+// adds one to it each time the WAL starts over (and writes the header with
+// the first frame after that), so its changes count the restarts.
+func walSalt1(path string) (uint32, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	var h [32]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(h[16:20]), true
 }
 
 // syncCopied fsyncs the database file after a checkpoint round that left

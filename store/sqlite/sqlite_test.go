@@ -134,12 +134,15 @@ const crashMetrics = 20
 func crashChild() {
 	dir := os.Getenv("GOPULSE_STORE_CRASH_CHILD")
 	ctx := context.Background()
-	s, err := Open(ctx, dir, Options{Synchronous: os.Getenv("GOPULSE_STORE_CRASH_SYNC")})
+	restartAt, _ := strconv.ParseInt(os.Getenv("GOPULSE_STORE_CRASH_WAL_RESTART"), 10, 64)
+	s, err := Open(ctx, dir, Options{Synchronous: os.Getenv("GOPULSE_STORE_CRASH_SYNC"), walRestartBytes: restartAt})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	out := bufio.NewWriter(os.Stdout)
+	restarts := time.NewTicker(20 * time.Millisecond)
+	defer restarts.Stop()
 	t0 := time.Now().Add(-time.Hour).UnixMilli()
 	results := make(chan string, 64)
 	// Four concurrent writers so group commit is exercised.
@@ -161,8 +164,13 @@ func crashChild() {
 			}
 		}(w)
 	}
-	for k := range results {
-		fmt.Fprintln(out, k)
+	for {
+		select {
+		case k := <-results:
+			fmt.Fprintln(out, k)
+		case <-restarts.C:
+			fmt.Fprintf(out, "#restarts %d\n", s.walRestarts.Load())
+		}
 		out.Flush() // the parent must see exactly what was acknowledged
 	}
 }
@@ -174,14 +182,20 @@ func TestCrashKill9(t *testing.T) {
 		t.Skip("crash test starts a child process")
 	}
 	for _, mode := range []string{"FULL", "NORMAL", "SQLITE-FULL"} {
-		t.Run(mode, func(t *testing.T) { crashKill9(t, mode) })
+		t.Run(mode, func(t *testing.T) { crashKill9(t, mode, 0) })
 	}
+	// With a WAL that starts over past 64 KiB (at every checkpointer tick), the kill
+	// comes after several restarts and perhaps inside one.
+	t.Run("FULL-wal-restarts", func(t *testing.T) { crashKill9(t, "FULL", 64<<10) })
 }
 
-func crashKill9(t *testing.T, mode string) {
+// crashKill9 kills the child once it has acknowledged 400 batches and,
+// with walRestart set, once its WAL has started over at least 3 times.
+func crashKill9(t *testing.T, mode string, walRestart int64) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "GOPULSE_STORE_CRASH_CHILD="+dir, "GOPULSE_STORE_CRASH_SYNC="+mode)
+	cmd.Env = append(os.Environ(), "GOPULSE_STORE_CRASH_CHILD="+dir, "GOPULSE_STORE_CRASH_SYNC="+mode,
+		"GOPULSE_STORE_CRASH_WAL_RESTART="+strconv.FormatInt(walRestart, 10))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -192,21 +206,31 @@ func crashKill9(t *testing.T, mode string) {
 		t.Fatal(err)
 	}
 	acked := map[string]bool{}
+	var restarts int64
+	killed := false
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
-		acked[sc.Text()] = true
-		if len(acked) == 400 {
+		if n, ok := strings.CutPrefix(sc.Text(), "#restarts "); ok {
+			restarts, _ = strconv.ParseInt(n, 10, 64)
+		} else {
+			acked[sc.Text()] = true
+		}
+		if !killed && len(acked) >= 400 && (walRestart == 0 || restarts >= 3 || len(acked) >= 200_000) {
 			// Mid-stream: writers are inside Append right now.
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
+			killed = true
 		}
 	}
 	err = cmd.Wait()
 	if len(acked) < 400 {
 		t.Fatalf("child stopped after %d batches: %v\n%s", len(acked), err, stderr.String())
 	}
-	t.Logf("killed after %d acknowledged batches", len(acked))
+	if walRestart > 0 && restarts < 3 {
+		t.Fatalf("the WAL started over %d times in %d batches, want at least 3 before the kill", restarts, len(acked))
+	}
+	t.Logf("killed after %d acknowledged batches, %d WAL restarts", len(acked), restarts)
 
 	ctx := context.Background()
 	s, err := Open(ctx, dir, Options{})
@@ -218,7 +242,18 @@ func crashKill9(t *testing.T, mode string) {
 	if err := s.r.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
 		t.Fatalf("integrity_check = %q, %v", ok, err)
 	}
-	t0 := int64(0)
+	// The batches' samples are there too (the key is atomic with them):
+	// each worker's last metric read once, points counted by batch.
+	perBatch := map[string]int{}
+	for w := 0; w < 4; w++ {
+		pts, err := s.QuerySeries(ctx, store.SeriesQuery{Instance: store.InstanceKey{Service: "crash", ID: strconv.Itoa(w)}, Name: fmt.Sprintf("/m%d:x", crashMetrics-1), Start: 0, End: math.MaxInt64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pts {
+			perBatch[fmt.Sprintf("%d-%d", w, int(p.Value)/10)]++
+		}
+	}
 	for key := range acked {
 		seen, err := s.Seen(ctx, key)
 		if err != nil {
@@ -228,22 +263,8 @@ func crashKill9(t *testing.T, mode string) {
 			t.Errorf("acknowledged batch %s lost", key)
 			continue
 		}
-		var w, i int
-		fmt.Sscanf(key, "%d-%d", &w, &i)
-		_ = t0
-		// The batch's samples are there too (the key is atomic with them).
-		pts, err := s.QuerySeries(ctx, store.SeriesQuery{Instance: store.InstanceKey{Service: "crash", ID: strconv.Itoa(w)}, Name: fmt.Sprintf("/m%d:x", crashMetrics-1), Start: 0, End: math.MaxInt64})
-		if err != nil {
-			t.Fatal(err)
-		}
-		found := 0
-		for _, p := range pts {
-			if p.Value >= float64(i*10) && p.Value < float64(i*10+10) {
-				found++
-			}
-		}
-		if found != 10 {
-			t.Errorf("batch %s: %d of 10 samples", key, found)
+		if n := perBatch[key]; n != 10 {
+			t.Errorf("batch %s: %d of 10 samples", key, n)
 		}
 	}
 	// The reopened store takes writes.
