@@ -56,6 +56,7 @@ func main() {
 	batchprofile := flag.String("batchprofile", "", "write a CPU profile of the steady batch phase only to this file")
 	latfile := flag.String("latencies", "", "write each batch's due time and latency (µs from the batch phase's start) to this file")
 	background := flag.Bool("background", true, "run the collector's background work (analysis, fleet summary, maintenance) as gopulse server does")
+	gcPerBatch := flag.Int("gc-cycles", 5, "GC cycle records per batch (the agent ships every cycle: 5 per 10 s batch is a service at 0.5 GC/s)")
 	late := flag.Bool("late", false, "timestamp all data 23 h in the past (a spool replay: every batch is late for rollups and compaction)")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -71,7 +72,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/ingest: -cpuprofile and -batchprofile cannot both be set (one CPU profile at a time)")
 		os.Exit(2)
 	}
-	if err := run(*agents, *rate, *duration, *workers, *bundles, *bundleMB, *queries, *sync, *background, *late, *batchprofile, *latfile); err != nil {
+	if err := run(*agents, *rate, *duration, *workers, *bundles, *bundleMB, *queries, *sync, *background, *late, *gcPerBatch, *batchprofile, *latfile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/ingest:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -161,7 +162,7 @@ func pct(d []time.Duration, q float64) time.Duration {
 	return d[min(len(d)-1, int(math.Ceil(q*float64(len(d))))-1)]
 }
 
-func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundleMB, nQueries int, syncMode string, background, late bool, batchprofile, latfile string) error {
+func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundleMB, nQueries int, syncMode string, background, late bool, gcPerBatch int, batchprofile, latfile string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir, err := os.MkdirTemp("", "gopulse-bench-ingest")
@@ -209,8 +210,8 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 		nValues += len(s.Values)
 	}
 	fmt.Printf("go %s, GOMAXPROCS %d, sqlite synchronous=%s\n", runtime.Version(), runtime.GOMAXPROCS(0), syncMode)
-	fmt.Printf("batch: %d samples × %d metrics = %d values (+ process facts), %d bytes of protobuf\n",
-		len(tmpl.Samples), len(tmpl.Descriptors), nValues, len(mustMarshal(tmpl)))
+	fmt.Printf("batch: %d samples × %d metrics = %d values (+ process facts), %d GC cycle records and the agent's status\n",
+		len(tmpl.Samples), len(tmpl.Descriptors), nValues, gcPerBatch)
 
 	// Sample times follow the wall clock, as a live agent's do, so the
 	// collector's maintenance rolls up each minute and compacts each window
@@ -252,8 +253,22 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 			b.Samples[k] = &wire.Sample{TimeUnixNano: t0.Add(time.Duration(k) * spacing).UnixNano(),
 				Values: s.Values, Process: s.Process, Cgroup: s.Cgroup, Settings: s.Settings}
 		}
+		// The agent's status and its GC cycles, as the agent sends them:
+		// each cycle is a row of its own in the store.
+		b.Status = &wire.AgentStatus{SpoolBytes: uint64(seq % 3 * 4096), SendFailures: uint64(seq / 1000)}
+		for g := range gcPerBatch {
+			b.GcCycles = append(b.GcCycles, &wire.GCCycle{
+				Cycle:           uint32(seq*gcPerBatch + g + 1),
+				EndTimeUnixNano: t0.Add(time.Duration(g) * period / time.Duration(gcPerBatch)).UnixNano(),
+				PauseNs:         int64(80_000 + 7_000*g), HeapKnown: true,
+				HeapLiveBytes: uint64(40<<20 + g<<16), HeapGoalBytes: 80 << 20,
+				GcCpuSeconds: 0.004, TotalCpuSeconds: 4.0 / float64(gcPerBatch),
+			})
+		}
 		return b.BatchId, mustMarshal(b)
 	}
+	_, one := encode(0, 0)
+	fmt.Printf("one batch is %d bytes of protobuf\n", len(one))
 	send := func(key string, body []byte) (int, error) {
 		req, _ := http.NewRequest("POST", base+wire.PathPushMetrics, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+secret)
