@@ -61,6 +61,27 @@ type instMaint struct {
 	rawDone, rollDone, gcDone, grDone int64
 }
 
+// defaultMaintainDuty is Options.MaintainDuty's default.
+const defaultMaintainDuty = 0.25
+
+// pause sleeps so that the work since *since took at most duty of the
+// time, then restarts the clock.
+func pause(ctx context.Context, duty float64, since *time.Time) error {
+	if duty <= 0 || duty >= 1 {
+		return ctx.Err()
+	}
+	d := time.Duration(float64(time.Since(*since)) * (1/duty - 1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	*since = time.Now()
+	return nil
+}
+
 // cuts are one Maintain run's time limits.
 type cuts struct {
 	until, compact, raw, roll, gc, gr int64
@@ -80,6 +101,7 @@ func (s *Store) Maintain(ctx context.Context, now time.Time) (store.MaintainStat
 	s.maintainMu.Lock()
 	defer s.maintainMu.Unlock()
 	var st store.MaintainStats
+	worked := time.Now() // the start of the work since the last pause
 	c := s.cutsAt(now)
 	until := c.until
 	// Raise the mark before the first instance is rolled: an Append
@@ -97,7 +119,11 @@ func (s *Store) Maintain(ctx context.Context, now time.Time) (store.MaintainStat
 	var last int64
 	var queue []int64
 	tries := map[int64]int{}
+	duty := cmp.Or(s.opts.MaintainDuty, defaultMaintainDuty)
 	for {
+		if err := pause(ctx, duty, &worked); err != nil {
+			return st, err
+		}
 		if len(queue) == 0 {
 			ids, err := s.instancePage(ctx, last)
 			if err != nil {
