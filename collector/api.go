@@ -371,6 +371,8 @@ type fleetFigures struct {
 	// Goroutines is the newest count, −1 when unknown.
 	Goroutines       float64      `json:"goroutines"`
 	GoroutinesSeries [][2]float64 `json:"goroutines_series"`
+	// Error says why this instance's figures are unknown.
+	Error string `json:"error,omitempty"`
 }
 
 // appendFleetJSON appends the fleet answer. A row is its own fields merged

@@ -33,6 +33,7 @@ type fullStore struct {
 	store.Store
 	full        bool
 	gcGate      chan struct{}
+	gcFail      string // an instance ID whose GCCycles fails
 	gcCalls     atomic.Int64
 	openCalls   atomic.Int64
 	lookupCalls atomic.Int64
@@ -40,6 +41,9 @@ type fullStore struct {
 
 func (f *fullStore) GCCycles(ctx context.Context, key store.InstanceKey, start, end int64) ([]store.GCCycle, []store.GCGap, error) {
 	f.gcCalls.Add(1)
+	if f.gcFail != "" && key.ID == f.gcFail {
+		return nil, nil, errors.New("chunk 42: corrupt")
+	}
 	if f.gcGate != nil {
 		select {
 		case <-f.gcGate:

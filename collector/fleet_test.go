@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -512,6 +513,49 @@ func TestFleetJSONShape(t *testing.T) {
 		}
 		if !bytes.Contains(top.Instances[0], []byte(`"id":"a\u003c\u0026\u003e"`)) {
 			t.Errorf("%s: instance ID not escaped as encoding/json does: %s", q, top.Instances[0])
+		}
+	}
+}
+
+// TestFleetOneInstanceFails: an instance whose figures cannot be read
+// shows the error in its row; the other rows and the page stay up.
+func TestFleetOneInstanceFails(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	e := newEnv(t, func(c *Config) { c.Now = func() time.Time { return now } })
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		if err := seedAgent(ctx, e.st, store.InstanceKey{Service: "checkout", ID: id}, now, 90, 0.05, 1, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.st.gcFail = "b"
+	for _, warm := range []bool{false, true} {
+		if warm {
+			if err := e.c.refreshFleet(ctx); err != nil {
+				t.Fatalf("background refresh with one failing instance: %v", err)
+			}
+		}
+		var r struct {
+			Instances []struct {
+				ID    string
+				GC    FleetGC
+				Error string
+			}
+		}
+		if code := getJSON(t, e.srv.URL+"/api/v1/fleet?since=24h", &r); code != 200 || len(r.Instances) != 2 {
+			t.Fatalf("warm %v: %d, %+v", warm, code, r)
+		}
+		for _, in := range r.Instances {
+			switch in.ID {
+			case "a":
+				if in.Error != "" || in.GC.Cycles == 0 {
+					t.Errorf("warm %v: healthy row %+v", warm, in)
+				}
+			case "b":
+				if !strings.Contains(in.Error, "corrupt") || in.GC.GCCPUFraction != -1 || in.GC.Cycles != 0 {
+					t.Errorf("warm %v: failing row %+v, want its error and unknown figures", warm, in)
+				}
+			}
 		}
 	}
 }

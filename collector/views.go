@@ -88,6 +88,9 @@ type fleetWindowed struct {
 	Series [][2]float64
 	// Newest values of fleetSummaryNames within the window.
 	Latest map[string]float64
+	// Err says why the windowed figures could not be computed ("" when
+	// they were); the row shows it and unknown figures.
+	Err string
 	// json is what a fleet row shows of the above (fleetFigures),
 	// encoded once by windowed.
 	json []byte
@@ -264,10 +267,9 @@ func (c *Collector) windowed(ctx context.Context, keys []store.InstanceKey, wind
 	start := now.Add(-window).UnixMilli()
 	out := make([]fleetWindowed, len(keys))
 	var (
-		wg   sync.WaitGroup
-		next atomic.Int64
-		mu   sync.Mutex
-		errs []error
+		wg     sync.WaitGroup
+		next   atomic.Int64
+		failed atomic.Int64
 	)
 	pace := newPacer(span, len(keys))
 	for range min(workers, len(keys)) {
@@ -280,10 +282,14 @@ func (c *Collector) windowed(ctx context.Context, keys []store.InstanceKey, wind
 					return
 				}
 				w, err := c.fleetRow(ctx, keys[i], start, end)
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("%s/%s: %w", keys[i].Service, keys[i].ID, err))
-					mu.Unlock()
+				if err != nil && ctx.Err() == nil {
+					// One instance's failure (a damaged chunk, say) marks
+					// its row; it must not take the fleet page down.
+					w = fleetWindowed{Err: err.Error()}
+					w.GC.GCCPUFraction = -1
+					if failed.Add(1) == 1 {
+						c.log.Warn("gopulse: fleet figures of an instance failed", "service", keys[i].Service, "instance", keys[i].ID, "err", err)
+					}
 				}
 				out[i] = w
 			}
@@ -298,8 +304,11 @@ func (c *Collector) windowed(ctx context.Context, keys []store.InstanceKey, wind
 		out[i].Latest = map[string]float64{}
 		m[k] = &out[i]
 	}
+	if n := failed.Load(); n > 1 {
+		c.log.Warn("gopulse: fleet figures failed for several instances; their rows carry the error", "instances", n)
+	}
 	if len(keys) == 0 {
-		return map[store.InstanceKey]fleetWindowed{}, errors.Join(errs...)
+		return map[store.InstanceKey]fleetWindowed{}, nil
 	}
 	// The newest values: one bulk query when many instances are asked
 	// for, else a few small queries per instance.
@@ -335,12 +344,12 @@ func (c *Collector) windowed(ctx context.Context, keys []store.InstanceKey, wind
 		}
 		res[k] = *w
 	}
-	return res, errors.Join(errs...)
+	return res, nil
 }
 
 // encode sets w.json from the other fields.
 func (w *fleetWindowed) encode() error {
-	f := &fleetFigures{GC: w.GC, GoroutinesSeries: w.Series}
+	f := &fleetFigures{GC: w.GC, GoroutinesSeries: w.Series, Error: w.Err}
 	if f.GoroutinesSeries == nil {
 		f.GoroutinesSeries = [][2]float64{}
 	}
