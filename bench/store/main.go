@@ -26,6 +26,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"flag"
 	"fmt"
 	"log"
@@ -262,6 +263,7 @@ func main() {
 	}
 	hs.Close()
 	fresh := used(ctx, filepath.Join(root, "hour")) - before
+	keys := keyBytes(filepath.Join(root, "hour"))
 	hourSamples := 360 * 10 * *flagMetrics
 	add("full resolution, as ingested", fmt.Sprintf("%.0f KiB per instance-hour", float64(fresh)/1024),
 		fmt.Sprintf("%.2f bytes/sample over %d samples (1 s sampling; histograms count as one sample): one block row per batch, before compaction", float64(fresh)/float64(hourSamples), hourSamples))
@@ -286,8 +288,12 @@ func main() {
 	roll := used(ctx, filepath.Join(root, "hour")) - before
 	add("1-minute rollups", fmt.Sprintf("%.0f KiB per instance-hour", float64(roll)/1024),
 		fmt.Sprintf("after the raw hour expired (VACUUMed); %.2f bytes per raw sample it summarises, %.0f bytes per rollup row", float64(roll)/float64(hourSamples), float64(roll)/float64(60**flagMetrics)))
-	day := float64(raw-roll)*24 + float64(roll)*24*14
-	add("steady state", fmt.Sprintf("%.0f MiB per instance", day/(1<<20)), fmt.Sprintf("24 h raw + 14 days of rollups; × 1,000 instances = %.1f GiB", day*1000/(1<<30)))
+	keyDays := store.Retention{}.WithDefaults().Idempotency.Hours()
+	add("idempotency keys", fmt.Sprintf("%.0f KiB per instance-hour", float64(keys)/1024),
+		fmt.Sprintf("360 batch keys (table and indexes, from dbstat), %.0f bytes each; kept %.0f h; counted in each figure above", float64(keys)/360, keyDays))
+	// raw and roll both hold the hour's keys: raw−roll is the samples alone.
+	day := float64(raw-roll)*24 + float64(roll-keys)*24*14 + float64(keys)*keyDays
+	add("steady state", fmt.Sprintf("%.0f MiB per instance", day/(1<<20)), fmt.Sprintf("24 h raw + 14 days of rollups + %.0f h of keys; × 1,000 instances = %.1f GiB", keyDays, day*1000/(1<<30)))
 
 	// Phase 3: 24 h query for one instance.
 	ds := open(ctx, filepath.Join(root, "day"))
@@ -402,6 +408,21 @@ func used(ctx context.Context, dir string) int64 {
 		}
 	}
 	return n
+}
+
+// keyBytes is the size of the idempotency key table and its indexes in
+// the closed store at dir, from SQLite's dbstat.
+func keyBytes(dir string) int64 {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "gopulse.db")+"?mode=ro")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	var n sql.NullInt64
+	if err := db.QueryRow(`SELECT SUM(pgsize) FROM dbstat WHERE tbl_name = 'idempotency_keys'`).Scan(&n); err != nil {
+		log.Fatalf("measure idempotency keys: %v", err)
+	}
+	return n.Int64
 }
 
 func vacuum(ctx context.Context, dir string) {
