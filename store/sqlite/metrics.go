@@ -415,12 +415,8 @@ func (s *Store) Append(ctx context.Context, b store.Batch) (store.AppendResult, 
 			t.blocksFor = append(t.blocksFor, inst)
 			start = end
 		}
-		for _, g := range b.GCCycles {
-			if _, err := t.exec(`INSERT INTO gc_cycles (instance, cycle, end_time, pause_ns, heap_known, heap_live, heap_goal, gc_cpu_seconds, cpu_seconds, forced)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance, cycle) DO NOTHING`,
-				inst, int64(g.Cycle), g.EndTime, g.PauseNs, boolInt(g.HeapKnown), int64(g.HeapLiveBytes), int64(g.HeapGoalBytes), g.GCCPUSeconds, g.TotalCPUSeconds, boolInt(g.Forced)); err != nil {
-				return fmt.Errorf("insert GC cycle %d: %w", g.Cycle, err)
-			}
+		if err := insertGCCycles(t, inst, b.GCCycles); err != nil {
+			return err
 		}
 		for _, g := range b.GCGaps {
 			if _, err := t.exec(`INSERT INTO gc_gaps (instance, first_cycle, last_cycle, t, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT (instance, first_cycle) DO NOTHING`,
@@ -434,6 +430,39 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance, cycle) DO NOTHING`,
 		return store.AppendResult{}, fmt.Errorf("append batch %q from %s/%s: %w", b.Key, b.Instance.Service, b.Instance.ID, err)
 	}
 	return res, nil
+}
+
+// gcInsertRows is the most GC cycles one INSERT carries: an agent's batch
+// holds a few to a few dozen, and one statement for several rows costs
+// far less than a statement each (prepared at Open, see hotSQL).
+const gcInsertRows = 8
+
+// gcInsertSQL[n-1] inserts n GC cycles; a cycle already stored is kept.
+var gcInsertSQL = func() (qs [gcInsertRows]string) {
+	for n := 1; n <= gcInsertRows; n++ {
+		q := `INSERT INTO gc_cycles (instance, cycle, end_time, pause_ns, heap_known, heap_live, heap_goal, gc_cpu_seconds, cpu_seconds, forced) VALUES `
+		q += strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?), `, n-1) + `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		qs[n-1] = q + ` ON CONFLICT (instance, cycle) DO NOTHING`
+	}
+	return qs
+}()
+
+// insertGCCycles stores cs, up to gcInsertRows per statement. Of two
+// records of one cycle, in cs or already stored, the first is kept.
+func insertGCCycles(t *wtx, inst int64, cs []store.GCCycle) error {
+	args := make([]any, 0, 10*min(len(cs), gcInsertRows))
+	for len(cs) > 0 {
+		part := cs[:min(len(cs), gcInsertRows)]
+		cs = cs[len(part):]
+		args = args[:0]
+		for _, g := range part {
+			args = append(args, inst, int64(g.Cycle), g.EndTime, g.PauseNs, boolInt(g.HeapKnown), int64(g.HeapLiveBytes), int64(g.HeapGoalBytes), g.GCCPUSeconds, g.TotalCPUSeconds, boolInt(g.Forced))
+		}
+		if _, err := t.exec(gcInsertSQL[len(part)-1], args...); err != nil {
+			return fmt.Errorf("insert GC cycles %d–%d: %w", part[0].Cycle, part[len(part)-1].Cycle, err)
+		}
+	}
+	return nil
 }
 
 func boolInt(b bool) int {

@@ -456,7 +456,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 var hotSQL = append([]string{
 	`SAVEPOINT w`, `RELEASE SAVEPOINT w`, `ROLLBACK TO SAVEPOINT w`,
 	upsertInstanceSQL, touchInstanceSQL, claimKeySQL, insertBlockSQL,
-}, rollupSQL[:]...)
+}, append(rollupSQL[:], gcInsertSQL[:]...)...)
 
 func (s *Store) closeDBs() {
 	for _, st := range s.hot {

@@ -504,6 +504,19 @@ func testGC(t *testing.T, s store.Store) {
 	if c, g, err := s.GCCycles(ctx, store.InstanceKey{Service: "no", ID: "pe"}, 0, math.MaxInt64); err != nil || len(c)+len(g) != 0 {
 		t.Errorf("unknown instance: %v %v %v", c, g, err)
 	}
+	// (Instance, Cycle) is the key: of two records of one cycle, in one
+	// batch or in two, the first is kept.
+	mustAppend(t, s, store.Batch{Instance: in, GCCycles: []store.GCCycle{
+		{Cycle: 101, EndTime: t0 + 100, PauseNs: 999},
+		{Cycle: 200, EndTime: t0 + 2000, PauseNs: 1}, {Cycle: 200, EndTime: t0 + 2000, PauseNs: 2},
+	}})
+	cycles, _, err = s.GCCycles(ctx, key(in), t0, t0+3000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cycles) != 11 || cycles[1].Cycle != 101 || cycles[1].PauseNs != 1000 || cycles[10].Cycle != 200 || cycles[10].PauseNs != 1 {
+		t.Errorf("after repeated cycles: %+v", cycles)
+	}
 }
 
 func testFleet(t *testing.T, s store.Store) {
