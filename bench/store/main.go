@@ -419,7 +419,7 @@ func keyBytes(dir string) int64 {
 	}
 	defer db.Close()
 	var n sql.NullInt64
-	if err := db.QueryRow(`SELECT SUM(pgsize) FROM dbstat WHERE tbl_name = 'idempotency_keys'`).Scan(&n); err != nil {
+	if err := db.QueryRow(`SELECT SUM(d.pgsize) FROM dbstat d JOIN sqlite_schema m ON m.name = d.name WHERE m.tbl_name = 'idempotency_keys'`).Scan(&n); err != nil {
 		log.Fatalf("measure idempotency keys: %v", err)
 	}
 	return n.Int64
