@@ -347,7 +347,7 @@ func (a *Agent) fire(ctx context.Context, r rules.Result, reason string, now tim
 	facts := a.factsLocked()
 	a.mu.Unlock()
 	spec := capture.Spec{
-		Manifest: m, Debug2Limit: a.opts.Debug2GoroutineLimit, Mutex: a.opts.MutexProfile, Block: a.opts.BlockProfile,
+		Manifest: m, Debug2Limit: a.opts.Debug2GoroutineLimit, LeakProfileLimit: a.opts.LeakProfileGoroutineLimit, Mutex: a.opts.MutexProfile, Block: a.opts.BlockProfile,
 		Recorder: a.rec, Facts: facts,
 	}
 	if a.opts.CPUProfileDuration > 0 {

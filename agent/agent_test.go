@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -176,7 +177,13 @@ func TestEndToEnd(t *testing.T) {
 	if bd.Manifest.Reason != "end-to-end test" || bd.Manifest.Instance.GetService() != "test" {
 		t.Errorf("manifest %v", bd.Manifest)
 	}
-	for _, name := range []string{"trace.out", "goroutine.pb.gz", "goroutines.txt", "heap.pb.gz", "cpu.pb.gz", "metrics.json", "facts.json"} {
+	want := []string{"trace.out", "goroutine.pb.gz", "goroutines.txt", "heap.pb.gz", "cpu.pb.gz", "metrics.json", "facts.json"}
+	// Go 1.27, or 1.26 with GOEXPERIMENT=goroutineleakprofile (.ci/run
+	// runs this test so too).
+	if pprof.Lookup("goroutineleak") != nil {
+		want = append(want, "goroutineleak.pb.gz")
+	}
+	for _, name := range want {
 		b, ok := bd.Files[name]
 		if !ok {
 			t.Errorf("bundle lacks %s; notes %q", name, bd.Manifest.Notes)

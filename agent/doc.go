@@ -49,7 +49,9 @@
 //
 // A bundle holds trace.out (the flight recorder's window, when it was
 // running), goroutine.pb.gz, goroutines.txt (debug=2, only at or below
-// Debug2GoroutineLimit goroutines since it stops the world), heap.pb.gz,
+// Debug2GoroutineLimit goroutines since it stops the world),
+// goroutineleak.pb.gz (the runtime's leak profile where the runtime has
+// it, at or below LeakProfileGoroutineLimit goroutines), heap.pb.gz,
 // cpu.pb.gz (the next CPUProfileDuration), mutex/block profiles when asked
 // for, metrics.json (every runtime metric) and facts.json, plus a manifest
 // with the rule, the values that fired it, notes on anything skipped, and

@@ -9,8 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -305,7 +308,7 @@ func bundleBody(t *testing.T, id string, files map[string][]byte, cut int) []byt
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"heap.pb.gz", "goroutines.txt"} {
+	for _, name := range []string{"heap.pb.gz", "goroutines.txt", "goroutine.pb.gz", "goroutineleak.pb.gz"} {
 		if data, ok := files[name]; ok {
 			if _, err := bw.WriteFile(name, "application/vnd.google.protobuf+pprof", bytes.NewReader(data)); err != nil {
 				t.Fatal(err)
@@ -380,6 +383,65 @@ func TestIngestBundle(t *testing.T) {
 	getJSON(t, e.srv.URL+"/api/v1/bundles/e1", &meta)
 	if len(meta.Files) != 2 || meta.Files[0].SHA256 != fmt.Sprintf("%x", sha256.Sum256(heap)) || meta.Rule != "gc-pause" {
 		t.Errorf("metadata %+v", meta)
+	}
+}
+
+// TestBundleLeakProfile: a bundle's goroutineleak.pb.gz (the runtime's
+// own leak verdicts, which the agent adds on Go 1.27) marks the leaked
+// goroutines of the snapshot taken from its goroutine profile; without it,
+// or when it cannot be read, the snapshot is still stored, unmarked.
+func TestBundleLeakProfile(t *testing.T) {
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("..", "analyze", "goroutine", "testdata", "real", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	prof, leaks := read("goroutine.pb.gz"), read("goroutineleak.pb.gz")
+	e := newEnv(t, nil)
+	for _, tc := range []struct {
+		name       string
+		files      map[string][]byte
+		wantLeaked int
+	}{
+		// 21: the leak profile's total; each of its 11 stacks is a group of
+		// the goroutine profile, taken by the same run of testprog/dumps.
+		{"with leak profile", map[string][]byte{"goroutine.pb.gz": prof, "goroutineleak.pb.gz": leaks}, 21},
+		{"without", map[string][]byte{"goroutine.pb.gz": prof}, 0},
+		{"leak profile unreadable", map[string][]byte{"goroutine.pb.gz": prof, "goroutineleak.pb.gz": []byte("not a profile")}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "lp-" + strings.ReplaceAll(tc.name, " ", "-")
+			resp := post(t, e.srv.URL+wire.PathPushBundle, e.token, wire.ContentTypeBundle, id,
+				bundleBody(t, id, tc.files, 0), map[string]string{"Content-Encoding": "gzip"})
+			if body := readAll(t, resp); resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			snaps, err := e.st.GoroutineSnapshots(context.Background(), store.InstanceKey{Service: "checkout", ID: "i1"}, 0, math.MaxInt64, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got *store.GoroutineSnapshot
+			for i := range snaps {
+				if snaps[i].Source == "bundle:"+id {
+					got = &snaps[i]
+				}
+			}
+			if got == nil {
+				t.Fatalf("no snapshot from bundle %s among %d", id, len(snaps))
+			}
+			leaked := 0
+			for _, g := range got.Groups {
+				leaked += g.Leaked
+				if g.Leaked > g.Count {
+					t.Errorf("group %s: %d leaked of %d", g.Key, g.Leaked, g.Count)
+				}
+			}
+			if leaked != tc.wantLeaked {
+				t.Errorf("%d goroutines marked leaked, want %d (%d goroutines in %d groups)", leaked, tc.wantLeaked, got.Goroutines, len(got.Groups))
+			}
+		})
 	}
 }
 

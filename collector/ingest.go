@@ -370,27 +370,55 @@ func (fr *frameReader) Read(p []byte) (int, error) {
 }
 
 // snapshotFromBundle records the goroutine groups of a bundle's goroutine
-// profile, so the leak analysis sees bundles and scrapes alike. Failures
-// are logged: the bundle itself is stored.
+// profile, so the leak analysis sees bundles and scrapes alike, with the
+// runtime's own verdicts when the bundle carries its goroutine leak
+// profile. Failures are logged: the bundle itself is stored.
 func (c *Collector) snapshotFromBundle(ctx context.Context, b store.Bundle) {
+	var hasProfile, hasLeaks bool
 	for _, f := range b.Files {
-		if f.Name != "goroutine.pb.gz" {
-			continue
-		}
-		rc, _, err := c.st.OpenBundleFile(ctx, b.ID, f.Name)
-		if err != nil {
-			c.log.Warn("gopulse: open bundle goroutine profile", "bundle", b.ID, "err", err)
-			return
-		}
-		defer rc.Close()
-		snap, err := goroutine.Parse(rc, goroutine.Options{Time: b.FiredAt, MaxBytes: maxDumpBytes})
-		if err != nil {
-			c.log.Warn("gopulse: parse bundle goroutine profile", "bundle", b.ID, "err", err)
-			return
-		}
-		if err := c.st.PutGoroutineSnapshot(ctx, toStoreSnapshot(b.Instance, snap, "bundle:"+b.ID)); err != nil {
-			c.log.Warn("gopulse: store bundle goroutine snapshot", "bundle", b.ID, "err", err)
-		}
+		hasProfile = hasProfile || f.Name == "goroutine.pb.gz"
+		hasLeaks = hasLeaks || f.Name == "goroutineleak.pb.gz"
+	}
+	if !hasProfile {
 		return
 	}
+	snap, err := c.parseBundleFile(ctx, b, "goroutine.pb.gz")
+	if err != nil {
+		c.log.Warn("gopulse: bundle goroutine profile", "bundle", b.ID, "err", err)
+		return
+	}
+	ss := toStoreSnapshot(b.Instance, snap, "bundle:"+b.ID)
+	if hasLeaks {
+		// Without its verdicts the snapshot still counts: the analyzer
+		// falls back to growth and persistence.
+		if err := c.markBundleLeaks(ctx, b, &ss); err != nil {
+			c.log.Warn("gopulse: bundle goroutine leak profile", "bundle", b.ID, "err", err)
+		}
+	}
+	if err := c.st.PutGoroutineSnapshot(ctx, ss); err != nil {
+		c.log.Warn("gopulse: store bundle goroutine snapshot", "bundle", b.ID, "err", err)
+	}
+}
+
+// parseBundleFile parses one stored goroutine profile of a bundle.
+func (c *Collector) parseBundleFile(ctx context.Context, b store.Bundle, name string) (*goroutine.Snapshot, error) {
+	rc, _, err := c.st.OpenBundleFile(ctx, b.ID, name)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	defer rc.Close()
+	snap, err := goroutine.Parse(rc, goroutine.Options{Time: b.FiredAt, MaxBytes: maxDumpBytes})
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", name, err)
+	}
+	return snap, nil
+}
+
+func (c *Collector) markBundleLeaks(ctx context.Context, b store.Bundle, ss *store.GoroutineSnapshot) error {
+	rc, _, err := c.st.OpenBundleFile(ctx, b.ID, "goroutineleak.pb.gz")
+	if err != nil {
+		return fmt.Errorf("open goroutineleak.pb.gz: %w", err)
+	}
+	defer rc.Close()
+	return markLeaked(ss, rc)
 }

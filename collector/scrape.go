@@ -293,7 +293,7 @@ func (s *scraper) scrapeGoroutines(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("store goroutine profile: %w", err)
 	}
 	ss := toStoreSnapshot(s.key, snap, "bundle:"+id)
-	s.markLeaked(ctx, &ss)
+	s.crossCheckLeaks(ctx, &ss)
 	if err := s.c.st.PutGoroutineSnapshot(ctx, ss); err != nil {
 		return fmt.Errorf("store goroutine snapshot: %w", err)
 	}
@@ -302,11 +302,11 @@ func (s *scraper) scrapeGoroutines(ctx context.Context, now time.Time) error {
 	return err
 }
 
-// markLeaked adds the runtime's goroutineleak verdicts (Go 1.26 with
+// crossCheckLeaks adds the runtime's goroutineleak verdicts (Go 1.26 with
 // GOEXPERIMENT=goroutineleakprofile, Go 1.27) to the snapshot's groups when
 // the target serves the profile and has few enough goroutines for its
 // stop-the-world GC to be cheap. Errors only skip the cross-check.
-func (s *scraper) markLeaked(ctx context.Context, ss *store.GoroutineSnapshot) {
+func (s *scraper) crossCheckLeaks(ctx context.Context, ss *store.GoroutineSnapshot) {
 	lim := s.iv.LeakProfileMax
 	if lim < 0 || ss.Goroutines > lim || s.noLeakProfile(time.Now()) {
 		return
@@ -322,10 +322,20 @@ func (s *scraper) markLeaked(ctx context.Context, ss *store.GoroutineSnapshot) {
 		}
 		return
 	}
-	lp, err := goroutine.Parse(bytes.NewReader(body), goroutine.Options{MaxBytes: maxDumpBytes})
-	if err != nil {
+	if err := markLeaked(ss, bytes.NewReader(body)); err != nil {
 		result = "error"
-		return
+	}
+}
+
+// markLeaked sets each group's Leaked count from the runtime's goroutine
+// leak profile read from r (the scrape's /debug/pprof/goroutineleak, a
+// bundle's goroutineleak.pb.gz). Groups match by their stack key; a group
+// cannot have more leaked goroutines than it has goroutines, since the two
+// profiles are taken moments apart.
+func markLeaked(ss *store.GoroutineSnapshot, r io.Reader) error {
+	lp, err := goroutine.Parse(r, goroutine.Options{MaxBytes: maxDumpBytes})
+	if err != nil {
+		return fmt.Errorf("parse goroutine leak profile: %w", err)
 	}
 	leaked := map[string]int{}
 	for _, g := range lp.Groups {
@@ -336,6 +346,7 @@ func (s *scraper) markLeaked(ctx context.Context, ss *store.GoroutineSnapshot) {
 			ss.Groups[i].Leaked = min(n, ss.Groups[i].Count)
 		}
 	}
+	return nil
 }
 
 func (s *scraper) noLeakProfile(now time.Time) bool {

@@ -36,9 +36,14 @@ type Spec struct {
 	// Debug2Limit: the stop-the-world debug=2 goroutine dump is taken only
 	// when there are at most this many goroutines; 0 never.
 	Debug2Limit int
-	Mutex       bool
-	Block       bool
-	Recorder    *Recorder // may be nil
+	// LeakProfileLimit: the runtime's goroutine leak profile (Go 1.27, or
+	// 1.26 built with GOEXPERIMENT=goroutineleakprofile) is taken only when
+	// the runtime has it and there are at most this many goroutines, since
+	// it runs a special GC cycle whose cost grows with them; 0 never.
+	LeakProfileLimit int
+	Mutex            bool
+	Block            bool
+	Recorder         *Recorder // may be nil
 	// Facts is written as facts.json (process, cgroup, settings).
 	Facts any
 }
@@ -127,6 +132,17 @@ func Capture(ctx context.Context, w io.Writer, spec Spec) (*wire.BundleManifest,
 		}
 	} else {
 		note("goroutines.txt: skipped, %d goroutines > limit %d (a debug=2 dump stops the world for its whole length)", n, spec.Debug2Limit)
+	}
+	switch lp := pprof.Lookup("goroutineleak"); {
+	case spec.LeakProfileLimit <= 0:
+	case lp == nil:
+		note("goroutineleak.pb.gz: skipped, this runtime has no goroutine leak profile (Go 1.27, or 1.26 built with GOEXPERIMENT=goroutineleakprofile)")
+	case n > spec.LeakProfileLimit:
+		note("goroutineleak.pb.gz: skipped, %d goroutines > limit %d (its GC cycle grows with the goroutines)", n, spec.LeakProfileLimit)
+	default:
+		if err := add("goroutineleak.pb.gz", ContentTypePprof, func(w io.Writer) error { return lp.WriteTo(w, 0) }); err != nil {
+			return nil, err
+		}
 	}
 	if err := add("heap.pb.gz", ContentTypePprof, func(w io.Writer) error { return pprof.Lookup("heap").WriteTo(w, 0) }); err != nil {
 		return nil, err

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +19,9 @@ import (
 	"github.com/gopulse/gopulse/wire"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/gopulse/gopulse/agent/internal/capture.leakForTest.func1"))
+}
 
 // readBundle decodes a bundle stream into its manifest and files.
 func readBundle(t *testing.T, r io.Reader) (*wire.BundleManifest, map[string][]byte) {
@@ -206,4 +210,87 @@ func TestCaptureCancel(t *testing.T) {
 	}
 	_, files := readBundle(t, &buf)
 	checkFiles(t, files)
+}
+
+// leakForTest starts n goroutines blocked on channels nothing else can
+// reach: what the runtime's leak profile reports. They never end, which is
+// why TestMain's goleak check ignores this function.
+func leakForTest(n int) {
+	for i := 0; i < n; i++ {
+		go func() {
+			ch := make(chan int)
+			<-ch
+		}()
+	}
+}
+
+// TestCaptureLeakProfile runs on whatever runtime the tests run on: on Go
+// 1.26 without GOEXPERIMENT=goroutineleakprofile the bundle says why the
+// profile is missing; where the runtime has it (.ci/run runs this test
+// with the experiment too) the file is there and names the leaked
+// goroutines.
+func TestCaptureLeakProfile(t *testing.T) {
+	available := pprof.Lookup("goroutineleak") != nil
+	t.Logf("runtime %s has the goroutine leak profile: %v", runtime.Version(), available)
+	if available {
+		leakForTest(3)
+	}
+	tests := []struct {
+		name     string
+		limit    int
+		wantFile bool
+		wantNote string // "" = no note about the profile
+	}{
+		{"off", 0, false, ""},
+		{"above limit", 1, false, "goroutines > limit 1"},
+		{"within limit", 1_000_000, true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantFile, wantNote := tt.wantFile && available, tt.wantNote
+			if !available && tt.limit > 0 {
+				wantNote = "this runtime has no goroutine leak profile"
+			}
+			var buf bytes.Buffer
+			m, err := Capture(context.Background(), &buf, Spec{Manifest: &wire.BundleManifest{EventId: "e"}, LeakProfileLimit: tt.limit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var notes []string
+			for _, n := range m.Notes {
+				if strings.HasPrefix(n, "goroutineleak.pb.gz") {
+					notes = append(notes, n)
+				}
+			}
+			if wantNote == "" && len(notes) > 0 || wantNote != "" && (len(notes) != 1 || !strings.Contains(notes[0], wantNote)) {
+				t.Errorf("notes about the leak profile %q, want one containing %q", notes, wantNote)
+			}
+			_, files := readBundle(t, &buf)
+			b, ok := files["goroutineleak.pb.gz"]
+			if ok != wantFile {
+				t.Fatalf("goroutineleak.pb.gz present %v, want %v", ok, wantFile)
+			}
+			if !ok {
+				return
+			}
+			checkFiles(t, files)
+			p, err := profile.ParseData(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaked := int64(0)
+			for _, s := range p.Sample {
+				for _, loc := range s.Location {
+					for _, l := range loc.Line {
+						if strings.Contains(l.Function.Name, "leakForTest") {
+							leaked += s.Value[0]
+						}
+					}
+				}
+			}
+			if len(p.SampleType) == 0 || p.SampleType[0].Type != "goroutineleak" || leaked < 3 {
+				t.Errorf("profile %v: %d goroutines of leakForTest, want ≥ 3", p.SampleType, leaked)
+			}
+		})
+	}
 }
