@@ -37,6 +37,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gopulse/gopulse/bench/internal/dbsize"
 	"github.com/gopulse/gopulse/collector"
 	"github.com/gopulse/gopulse/store"
 	"github.com/gopulse/gopulse/store/sqlite"
@@ -407,6 +408,20 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 		pct(lats, 0.5).Round(time.Microsecond), pct(lats, 0.99).Round(time.Microsecond), pct(lats, 1).Round(time.Microsecond))
 	fmt.Printf("batch phase CPU (collector, its background work and the load generator together): %.1f s over %.1f s = %.2f cores, %.0f µs per stored batch\n",
 		cpu.Seconds(), elapsed.Seconds(), cpu.Seconds()/elapsed.Seconds(), float64(cpu.Microseconds())/float64(max(ok.Load(), 1)))
+	// Where the batch phase's bytes went, with the agent's real metric set
+	// (bench/store measures the same with synthetic values, before and
+	// after compaction).
+	tables, err := dbsize.Tables(dir)
+	if err != nil {
+		return err
+	}
+	batches := float64(ok.Load() + int64(nAgents))
+	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
+	raw := tables["blocks"] + tables["chunks"]
+	fmt.Printf("by table (dbstat): samples %.1f MiB = %.2f bytes per sample (blocks and chunks as ingested: compaction waits for a 15-min window to end), rollups %.1f MiB, GC cycles %.1f MiB = %.0f bytes per record, idempotency keys %.1f MiB = %.0f bytes per batch\n",
+		mib(raw), float64(raw)/(batches*float64(nValues)), mib(tables["rollups"]),
+		mib(tables["gc_cycles"]), float64(tables["gc_cycles"])/(batches*float64(max(gcPerBatch, 1))),
+		mib(tables["idempotency_keys"]), float64(tables["idempotency_keys"])/batches)
 	// Latency by when the batch was due, in 10 s slices: a stall shows as
 	// one slice, a slow drift as a rising line.
 	slices.SortFunc(series, func(a, b obs) int { return cmp.Compare(a.at, b.at) })

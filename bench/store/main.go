@@ -26,7 +26,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"flag"
 	"fmt"
 	"log"
@@ -40,6 +39,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gopulse/gopulse/bench/internal/dbsize"
 	"github.com/gopulse/gopulse/store"
 	"github.com/gopulse/gopulse/store/sqlite"
 )
@@ -411,18 +411,13 @@ func used(ctx context.Context, dir string) int64 {
 }
 
 // keyBytes is the size of the idempotency key table and its indexes in
-// the closed store at dir, from SQLite's dbstat.
+// the closed store at dir.
 func keyBytes(dir string) int64 {
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "gopulse.db")+"?mode=ro")
+	t, err := dbsize.Tables(dir)
 	if err != nil {
-		log.Fatal(err)
-	}
-	defer db.Close()
-	var n sql.NullInt64
-	if err := db.QueryRow(`SELECT SUM(d.pgsize) FROM dbstat d JOIN sqlite_schema m ON m.name = d.name WHERE m.tbl_name = 'idempotency_keys'`).Scan(&n); err != nil {
 		log.Fatalf("measure idempotency keys: %v", err)
 	}
-	return n.Int64
+	return t["idempotency_keys"]
 }
 
 func vacuum(ctx context.Context, dir string) {
