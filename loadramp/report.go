@@ -25,12 +25,17 @@ func (r *Result) WriteText(w io.Writer) error {
 	bw := &errWriter{w: w}
 	fmt.Fprintf(bw, "ramp %s  SLO %s  (%d steps, %.1fs)\n\n", r.Target, r.SLO, len(r.Steps), r.DurationSeconds)
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "offered/s\tachieved/s\tp50\tp90\tp99\tp99.9\tp99 uncorr.\terrors\tconns\tGC CPU\tgoroutines\t  verdict")
+	fmt.Fprintln(tw, "offered/s\tachieved/s\tp50\tp90\tp99\tp99.9\tp99 uncorr.\terrors\tconns\tGC CPU\tassists\tgoroutines\t  verdict")
 	for _, s := range r.Steps {
-		gc, gr := "-", "-"
+		gc, as, gr := "-", "-", "-"
 		if s.Runtime != nil {
 			if s.Runtime.GCCPUFraction >= 0 {
 				gc = fmt.Sprintf("%.0f%%", s.Runtime.GCCPUFraction*100)
+			}
+			// The part of the GC's CPU that requests paid in mark assists:
+			// GC cost that lands inside request latency, not beside it.
+			if s.Runtime.GCAssistShare >= 0 {
+				as = fmt.Sprintf("%.0f%%", s.Runtime.GCAssistShare*100)
 			}
 			if s.Runtime.Goroutines >= 0 {
 				gr = fmt.Sprint(s.Runtime.Goroutines)
@@ -48,8 +53,8 @@ func (r *Result) WriteText(w io.Writer) error {
 		case !s.Pass:
 			v = "FAIL " + strings.Join(s.Failures, "; ")
 		}
-		fmt.Fprintf(tw, "%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.2f%%\t%d\t%s\t%s\t  %s\n", s.OfferedRPS, s.AchievedRPS,
-			fmtSec(s.P50), fmtSec(s.P90), fmtSec(s.P99), fmtSec(s.P999), fmtSec(s.P99Uncorrected), s.ErrorRate*100, s.Conns, gc, gr, v)
+		fmt.Fprintf(tw, "%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.2f%%\t%d\t%s\t%s\t%s\t  %s\n", s.OfferedRPS, s.AchievedRPS,
+			fmtSec(s.P50), fmtSec(s.P90), fmtSec(s.P99), fmtSec(s.P999), fmtSec(s.P99Uncorrected), s.ErrorRate*100, s.Conns, gc, as, gr, v)
 	}
 	tw.Flush()
 	fmt.Fprintln(bw)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,6 +75,34 @@ func TestReportsGolden(t *testing.T) {
 			}
 			if !bytes.Equal(b.Bytes(), want) {
 				t.Errorf("%s differs from the golden file; run go test -run TestReportsGolden -update and review the diff", tc.file)
+			}
+		})
+	}
+}
+
+// TestReportsAssistShare: where the agent reports the mark-assist share of
+// the GC's CPU, both human reports show it beside the GC CPU.
+func TestReportsAssistShare(t *testing.T) {
+	res := fixedResult()
+	for i := range res.Steps {
+		res.Steps[i].Runtime.GCSource = "gopulse agent"
+		res.Steps[i].Runtime.GCAssistShare = 0.63
+	}
+	for _, tc := range []struct {
+		name  string
+		write func(*Result, *bytes.Buffer) error
+		want  string
+	}{
+		{"text", func(r *Result, b *bytes.Buffer) error { return r.WriteText(b) }, "  2%      63%  "},
+		{"html", func(r *Result, b *bytes.Buffer) error { return r.WriteHTML(b) }, "<td>2.00%</td><td>63.00%</td>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := tc.write(res, &b); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(b.String(), tc.want) {
+				t.Errorf("report lacks %q", tc.want)
 			}
 		})
 	}
