@@ -419,7 +419,7 @@ func run(nAgents int, rate float64, dur time.Duration, nWorkers, nBundles, bundl
 	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
 	raw := tables["blocks"] + tables["chunks"]
 	fmt.Printf("by table (dbstat): samples %.1f MiB = %.2f bytes per sample (blocks and chunks as ingested: compaction waits for a 15-min window to end), rollups %.1f MiB, GC cycles %.1f MiB = %.0f bytes per record, idempotency keys %.1f MiB = %.0f bytes per batch\n",
-		mib(raw), float64(raw)/(batches*float64(nValues)), mib(tables["rollups"]),
+		mib(raw), float64(raw)/(batches*float64(nValues)), mib(tables["rollups"]+tables["rollup_hours"]),
 		mib(tables["gc_cycles"]), float64(tables["gc_cycles"])/(batches*float64(max(gcPerBatch, 1))),
 		mib(tables["idempotency_keys"]), float64(tables["idempotency_keys"])/batches)
 	// Latency by when the batch was due, in 10 s slices: a stall shows as

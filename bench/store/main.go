@@ -254,7 +254,8 @@ func main() {
 
 	// Phase 2: bytes per instance-hour.
 	hs := open(ctx, filepath.Join(root, "hour"))
-	h0 := now.Add(-time.Hour).UnixMilli()
+	// One clock hour, as the store packs rollups by the hour.
+	h0 := now.Add(-time.Hour).Truncate(time.Hour).UnixMilli()
 	before := used(ctx, filepath.Join(root, "hour"))
 	for r := 0; r < 360; r++ {
 		if _, err := hs.Append(ctx, g.batch(0, r, h0+int64(r)*10_000)); err != nil {
@@ -287,7 +288,7 @@ func main() {
 	vacuum(ctx, filepath.Join(root, "hour"))
 	roll := used(ctx, filepath.Join(root, "hour")) - before
 	add("1-minute rollups", fmt.Sprintf("%.0f KiB per instance-hour", float64(roll)/1024),
-		fmt.Sprintf("after the raw hour expired (VACUUMed); %.2f bytes per raw sample it summarises, %.0f bytes per rollup row", float64(roll)/float64(hourSamples), float64(roll)/float64(60**flagMetrics)))
+		fmt.Sprintf("after the raw hour expired (VACUUMed; minutes packed by the hour, idempotency keys included); %.2f bytes per raw sample it summarises, %.0f bytes per series-minute", float64(roll)/float64(hourSamples), float64(roll)/float64(60**flagMetrics)))
 	keyDays := store.Retention{}.WithDefaults().Idempotency.Hours()
 	add("idempotency keys", fmt.Sprintf("%.0f KiB per instance-hour", float64(keys)/1024),
 		fmt.Sprintf("360 batch keys (table and indexes, from dbstat), %.0f bytes each; kept %.0f h; counted in each figure above", float64(keys)/360, keyDays))

@@ -366,6 +366,7 @@ func (s *Store) planBatch(ctx context.Context, ids []int64, c cuts) ([]*plan, er
 type plan struct {
 	inst              int64
 	rolled, compacted int64  // rolled_until, compacted_until as read
+	packed            int64  // packed_until as read
 	ver               uint64 // Store.blockVer of inst before the snapshot
 	// Rollups: rows for the minutes in [rolled, rollTo).
 	rollTo int64
@@ -376,7 +377,11 @@ type plan struct {
 	cut, blockCut int64
 	takes         []chunkRange
 	chunks        []chunkRow
-	more          bool // work is left for another transaction
+	// Packing: the rows replacing the minute rollups of the hour at
+	// packHour; packed_until = packTo.
+	packHour, packTo int64
+	packs            []packRow
+	more             bool // work is left for another transaction
 }
 
 type chunkRange struct{ series, from, to int64 }
@@ -389,7 +394,7 @@ type chunkRow struct {
 // planInstance computes the instance's next Maintain step from q.
 func (s *Store) planInstance(q querier, inst int64, c cuts) (*plan, error) {
 	p := &plan{inst: inst}
-	if err := q.queryRow(`SELECT rolled_until, compacted_until FROM instances WHERE id = ?`, inst).Scan(&p.rolled, &p.compacted); err != nil {
+	if err := q.queryRow(`SELECT rolled_until, compacted_until, packed_until FROM instances WHERE id = ?`, inst).Scan(&p.rolled, &p.compacted, &p.packed); err != nil {
 		return nil, err
 	}
 	im, err := s.instMaint(q, inst)
@@ -438,6 +443,9 @@ func (s *Store) planInstance(q querier, inst int64, c cuts) (*plan, error) {
 	if err := planCompact(q, im, p, c.compact); err != nil {
 		return nil, fmt.Errorf("compact: %w", err)
 	}
+	if err := planPack(q, im, p); err != nil {
+		return nil, fmt.Errorf("pack rollups: %w", err)
+	}
 	return p, nil
 }
 
@@ -456,11 +464,11 @@ func (s *Store) apply(t *wtx, p *plan, verify bool, c cuts, st *store.MaintainSt
 		if ver != p.ver || slices.Contains(t.blocksFor, p.inst) {
 			return false, nil
 		}
-		var rolled, compacted int64
-		if err := t.queryRow(`SELECT rolled_until, compacted_until FROM instances WHERE id = ?`, p.inst).Scan(&rolled, &compacted); err != nil {
+		var rolled, compacted, packed int64
+		if err := t.queryRow(`SELECT rolled_until, compacted_until, packed_until FROM instances WHERE id = ?`, p.inst).Scan(&rolled, &compacted, &packed); err != nil {
 			return false, err
 		}
-		if rolled != p.rolled || compacted != p.compacted {
+		if rolled != p.rolled || compacted != p.compacted || packed != p.packed {
 			return false, nil
 		}
 	}
@@ -473,6 +481,9 @@ func (s *Store) apply(t *wtx, p *plan, verify bool, c cuts, st *store.MaintainSt
 		return false, err
 	}
 	st.RolledUpSeries += p.series
+	if err := applyPack(t, p); err != nil {
+		return false, err
+	}
 	if p.rollTo != p.rolled {
 		if _, err := t.exec(`UPDATE instances SET rolled_until = ? WHERE id = ?`, p.rollTo, inst); err != nil {
 			return false, err
@@ -515,6 +526,13 @@ func (s *Store) apply(t *wtx, p *plan, verify bool, c cuts, st *store.MaintainSt
 			return false, err
 		}
 		n, _ := res.RowsAffected()
+		st.DeletedRollups += n
+		// A packed hour goes once all of it is past the cut (queries
+		// never return its minutes before their range).
+		if res, err = t.exec(`DELETE FROM rollup_hours WHERE series IN (SELECT id FROM series WHERE instance = ?) AND t < ?`, inst, c.roll-hourMs); err != nil {
+			return false, err
+		}
+		n, _ = res.RowsAffected()
 		st.DeletedRollups += n
 		im.rollDone = c.roll
 	}

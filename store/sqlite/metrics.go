@@ -733,28 +733,72 @@ func (s *Store) QuerySeries(ctx context.Context, q store.SeriesQuery) ([]store.P
 	return out, nil
 }
 
+// rollupPoints calls add for each 1-minute rollup of sr in [start, end):
+// packed hours merged with minute rows, a minute row winning over the
+// packed minute it re-rolled (late data; see 0003_rollup_hours.sql).
 func (s *Store) rollupPoints(ctx context.Context, sr seriesRow, start, end int64, add func(t, n int64, sum, min, max, last float64, lastT int64, hist []uint64)) error {
+	nb := -1
+	if sr.hist {
+		nb = len(sr.bounds) - 1
+	}
+	var packed []rollAgg
+	hrows, err := s.r.QueryContext(ctx, `SELECT t, data FROM rollup_hours WHERE series = ? AND t >= ? AND t < ? ORDER BY t`, sr.id, floorHour(start), end)
+	if err != nil {
+		return fmt.Errorf("query packed rollups: %w", err)
+	}
+	for hrows.Next() {
+		var h int64
+		var data []byte
+		if err := hrows.Scan(&h, &data); err != nil {
+			hrows.Close()
+			return err
+		}
+		if err := decodeRollHour(data, h, nb, func(a rollAgg) {
+			if a.t >= start && a.t < end {
+				packed = append(packed, a)
+			}
+		}); err != nil {
+			hrows.Close()
+			return fmt.Errorf("packed rollups of series %d at %d: %w", sr.id, h, err)
+		}
+	}
+	hrows.Close()
+	if err := hrows.Err(); err != nil {
+		return err
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT t, n, sum, min, max, last, last_t, hist FROM rollups WHERE series = ? AND t >= ? AND t < ? ORDER BY t`, sr.id, start, end)
 	if err != nil {
 		return fmt.Errorf("query rollups: %w", err)
 	}
 	defer rows.Close()
+	emit := func(a rollAgg) { add(a.t, a.n, a.sum, a.min, a.max, a.last, a.lastT, a.hist) }
+	i := 0
 	for rows.Next() {
-		var t, n, lastT int64
-		var sum, mn, mx, last float64
+		var a rollAgg
 		var hb []byte
-		if err := rows.Scan(&t, &n, &sum, &mn, &mx, &last, &lastT, &hb); err != nil {
+		if err := rows.Scan(&a.t, &a.n, &a.sum, &a.min, &a.max, &a.last, &a.lastT, &hb); err != nil {
 			return err
 		}
-		var counts []uint64
 		if sr.hist && hb != nil {
-			if counts, err = decodeHist(hb, len(sr.bounds)-1); err != nil {
-				return fmt.Errorf("rollup of series %d at %d: %w", sr.id, t, err)
+			if a.hist, err = decodeHist(hb, nb); err != nil {
+				return fmt.Errorf("rollup of series %d at %d: %w", sr.id, a.t, err)
 			}
 		}
-		add(t, n, sum, mn, mx, last, lastT, counts)
+		for ; i < len(packed) && packed[i].t < a.t; i++ {
+			emit(packed[i])
+		}
+		if i < len(packed) && packed[i].t == a.t {
+			i++
+		}
+		emit(a)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for ; i < len(packed); i++ {
+		emit(packed[i])
+	}
+	return nil
 }
 
 func minf(a, b float64) float64 {
