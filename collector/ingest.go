@@ -382,7 +382,11 @@ func (c *Collector) snapshotFromBundle(ctx context.Context, b store.Bundle) {
 	if !hasProfile {
 		return
 	}
-	snap, err := c.parseBundleFile(ctx, b, "goroutine.pb.gz")
+	var snap *goroutine.Snapshot
+	err := c.readBundleFile(ctx, b, "goroutine.pb.gz", func(r io.Reader) (err error) {
+		snap, err = goroutine.Parse(r, goroutine.Options{Time: b.FiredAt, MaxBytes: maxDumpBytes})
+		return err
+	})
 	if err != nil {
 		c.log.Warn("gopulse: bundle goroutine profile", "bundle", b.ID, "err", err)
 		return
@@ -391,7 +395,8 @@ func (c *Collector) snapshotFromBundle(ctx context.Context, b store.Bundle) {
 	if hasLeaks {
 		// Without its verdicts the snapshot still counts: the analyzer
 		// falls back to growth and persistence.
-		if err := c.markBundleLeaks(ctx, b, &ss); err != nil {
+		err := c.readBundleFile(ctx, b, "goroutineleak.pb.gz", func(r io.Reader) error { return markLeaked(&ss, r) })
+		if err != nil {
 			c.log.Warn("gopulse: bundle goroutine leak profile", "bundle", b.ID, "err", err)
 		}
 	}
@@ -400,25 +405,15 @@ func (c *Collector) snapshotFromBundle(ctx context.Context, b store.Bundle) {
 	}
 }
 
-// parseBundleFile parses one stored goroutine profile of a bundle.
-func (c *Collector) parseBundleFile(ctx context.Context, b store.Bundle, name string) (*goroutine.Snapshot, error) {
+// readBundleFile hands one stored file of a bundle to fn.
+func (c *Collector) readBundleFile(ctx context.Context, b store.Bundle, name string, fn func(io.Reader) error) error {
 	rc, _, err := c.st.OpenBundleFile(ctx, b.ID, name)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", name, err)
+		return fmt.Errorf("open %s: %w", name, err)
 	}
 	defer rc.Close()
-	snap, err := goroutine.Parse(rc, goroutine.Options{Time: b.FiredAt, MaxBytes: maxDumpBytes})
-	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", name, err)
+	if err := fn(rc); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	return snap, nil
-}
-
-func (c *Collector) markBundleLeaks(ctx context.Context, b store.Bundle, ss *store.GoroutineSnapshot) error {
-	rc, _, err := c.st.OpenBundleFile(ctx, b.ID, "goroutineleak.pb.gz")
-	if err != nil {
-		return fmt.Errorf("open goroutineleak.pb.gz: %w", err)
-	}
-	defer rc.Close()
-	return markLeaked(ss, rc)
+	return nil
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"database/sql"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -53,57 +54,72 @@ func planPack(q querier, im *instMaint, p *plan) error {
 		return nil
 	}
 	hour := floorHour(next.Int64)
-	aggs := map[int64][]rollAgg{}
-	rows, err := q.query(`SELECT series, t, n, sum, min, max, last, last_t, hist FROM rollups WHERE series IN (SELECT id FROM series WHERE instance = ?) AND t >= ? AND t < ? ORDER BY series, t`, p.inst, hour, hour+hourMs)
+	aggs, err := minuteRollups(q, im, p.inst, hour)
 	if err != nil {
-		return fmt.Errorf("read rollups of hour %d: %w", hour, err)
+		return err
 	}
+	if err := mergePacked(q, im, p.inst, hour, aggs); err != nil {
+		return err
+	}
+	for _, id := range slices.Sorted(maps.Keys(aggs)) {
+		p.packs = append(p.packs, packRow{series: id, data: encodeRollHour(nil, hour, im.series[id].hist, aggs[id])})
+	}
+	p.packHour, p.packTo = hour, hour+hourMs
+	return nil
+}
+
+// minuteRollups reads the instance's minute rows of the hour, by series.
+func minuteRollups(q querier, im *instMaint, inst, hour int64) (map[int64][]rollAgg, error) {
+	rows, err := q.query(`SELECT series, t, n, sum, min, max, last, last_t, hist FROM rollups WHERE series IN (SELECT id FROM series WHERE instance = ?) AND t >= ? AND t < ? ORDER BY series, t`, inst, hour, hour+hourMs)
+	if err != nil {
+		return nil, fmt.Errorf("read rollups of hour %d: %w", hour, err)
+	}
+	defer rows.Close()
+	aggs := map[int64][]rollAgg{}
 	for rows.Next() {
 		var id int64
 		var a rollAgg
 		var hb []byte
 		if err := rows.Scan(&id, &a.t, &a.n, &a.sum, &a.min, &a.max, &a.last, &a.lastT, &hb); err != nil {
-			rows.Close()
-			return err
+			return nil, err
 		}
 		meta, ok := im.series[id]
 		if !ok {
-			if im.series, err = loadSeries(q, p.inst); err != nil {
-				rows.Close()
-				return fmt.Errorf("load series: %w", err)
+			if im.series, err = loadSeries(q, inst); err != nil {
+				return nil, fmt.Errorf("load series: %w", err)
 			}
 			if meta, ok = im.series[id]; !ok {
-				rows.Close()
-				return fmt.Errorf("rollup of unknown series %d", id)
+				return nil, fmt.Errorf("rollup of unknown series %d", id)
 			}
 		}
 		if meta.hist && hb != nil {
 			if a.hist, err = decodeHist(hb, len(meta.bounds)-1); err != nil {
-				rows.Close()
-				return fmt.Errorf("rollup of series %d at %d: %w", id, a.t, err)
+				return nil, fmt.Errorf("rollup of series %d at %d: %w", id, a.t, err)
 			}
 		}
 		aggs[id] = append(aggs[id], a)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	// Packed minutes the minute rows do not replace are kept.
-	rows, err = q.query(`SELECT series, data FROM rollup_hours WHERE series IN (SELECT id FROM series WHERE instance = ?) AND t = ?`, p.inst, hour)
+	return aggs, rows.Err()
+}
+
+// mergePacked merges the minutes of the hour's packed rows that the
+// minute rows in aggs do not replace into aggs; a series without minute
+// rows keeps its packed row as it is.
+func mergePacked(q querier, im *instMaint, inst, hour int64, aggs map[int64][]rollAgg) error {
+	rows, err := q.query(`SELECT series, data FROM rollup_hours WHERE series IN (SELECT id FROM series WHERE instance = ?) AND t = ?`, inst, hour)
 	if err != nil {
 		return fmt.Errorf("read packed hour %d: %w", hour, err)
 	}
+	defer rows.Close()
 	for rows.Next() {
 		var id int64
 		var data []byte
 		if err := rows.Scan(&id, &data); err != nil {
-			rows.Close()
 			return err
 		}
 		newer, ok := aggs[id]
 		if !ok {
-			continue // nothing to merge: the row stays as it is
+			continue
 		}
 		nb := -1
 		if m := im.series[id]; m.hist {
@@ -111,25 +127,11 @@ func planPack(q querier, im *instMaint, p *plan) error {
 		}
 		var old []rollAgg
 		if err := decodeRollHour(data, hour, nb, func(a rollAgg) { old = append(old, a) }); err != nil {
-			rows.Close()
 			return fmt.Errorf("packed hour %d of series %d: %w", hour, id, err)
 		}
 		aggs[id] = mergeAggs(old, newer)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	ids := make([]int64, 0, len(aggs))
-	for id := range aggs {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		p.packs = append(p.packs, packRow{series: id, data: encodeRollHour(nil, hour, im.series[id].hist, aggs[id])})
-	}
-	p.packHour, p.packTo = hour, hour+hourMs
-	return nil
+	return rows.Err()
 }
 
 // mergeAggs merges two ascending minute lists; newer wins a minute both

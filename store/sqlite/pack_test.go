@@ -136,10 +136,10 @@ func TestPackRollups(t *testing.T) {
 		}
 		return pts
 	}
-	count := func(q string) int {
+	count := func(q string, args ...any) int {
 		t.Helper()
 		var n int
-		if err := s.r.QueryRowContext(ctx, q).Scan(&n); err != nil {
+		if err := s.r.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -161,7 +161,7 @@ func TestPackRollups(t *testing.T) {
 	if n := count(`SELECT COUNT(*) FROM rollup_hours`); n != 2*len(names) {
 		t.Fatalf("%d packed rows, want %d (2 hours × %d series)", n, 2*len(names), len(names))
 	}
-	if n := count(`SELECT COUNT(*) FROM rollups WHERE t < ` + itoa(t0+2*hourMs)); n != 0 {
+	if n := count(`SELECT COUNT(*) FROM rollups WHERE t < ?`, t0+2*hourMs); n != 0 {
 		t.Errorf("%d minute rows left in the packed hours", n)
 	}
 	packed := map[string][]store.Point{}
@@ -205,7 +205,7 @@ func TestPackRollups(t *testing.T) {
 		t.Errorf("other minutes changed by a late sample in minute 5")
 	}
 	maintainAll(at.Add(time.Minute)) // packs the re-rolled hours again
-	if n := count(`SELECT COUNT(*) FROM rollups WHERE t < ` + itoa(t0+2*hourMs)); n != 0 {
+	if n := count(`SELECT COUNT(*) FROM rollups WHERE t < ?`, t0+2*hourMs); n != 0 {
 		t.Errorf("%d minute rows left after repacking", n)
 	}
 	if again := query("/c:bytes"); !reflect.DeepEqual(again, got) {
@@ -233,24 +233,4 @@ func TestPackRollups(t *testing.T) {
 	if n := count(`SELECT COUNT(*) FROM rollup_hours`); n != 0 {
 		t.Errorf("%d packed rows after the rollup retention", n)
 	}
-}
-
-func itoa(v int64) string { return string(appendInt(nil, v)) }
-
-func appendInt(b []byte, v int64) []byte {
-	if v < 0 {
-		b = append(b, '-')
-		v = -v
-	}
-	var d [20]byte
-	i := len(d)
-	for {
-		i--
-		d[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			break
-		}
-	}
-	return append(b, d[i:]...)
 }
